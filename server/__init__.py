@@ -1,0 +1,1 @@
+"""pgshift's MCP surface: the app, its lifespan, configuration, tool registration and the CLI."""

@@ -1,0 +1,112 @@
+"""Where environments come from: pgshift.toml, [tool.pgshift] in pyproject.toml, or environment variables.
+
+    # pgshift.toml
+    [environments.local]
+    url_env = "DATABASE_URL"          # or url = "postgresql://..."
+
+    [environments.production]
+    url_env = "SUPABASE_DB_URL"
+    protected = true                  # default: true for 'production', false otherwise
+    read_only = false
+
+With no file: `local` from DATABASE_URL and `production` from SUPABASE_DB_URL, read from the process
+environment or, as Prisma does, from ./.env. An environment whose variable is unset is left out.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from tools.databases import Environment
+from tools.errors import ConfigError
+
+DEFAULT_VARIABLES = {"local": "DATABASE_URL", "production": "SUPABASE_DB_URL"}
+PROTECTED_BY_DEFAULT = frozenset({"production", "prod"})
+CONFIG_ENV_VAR = "PGSHIFT_CONFIG"
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """KEY=value lines of a .env file (quotes stripped, comments and `export ` allowed)."""
+    out: dict[str, str] = {}
+    if not path.is_file():
+        return out
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        out[key.strip()] = value
+    return out
+
+
+def _lookup(variable: str, environ: Mapping[str, str], dotenv: Mapping[str, str]) -> str | None:
+    return environ.get(variable) or dotenv.get(variable) or None
+
+
+def _from_table(table: Mapping[str, Any], environ: Mapping[str, str], dotenv: Mapping[str, str]) -> list[Environment]:
+    envs = table.get("environments")
+    if not isinstance(envs, dict) or not envs:
+        raise ConfigError("pgshift configuration has no [environments.<name>] tables")
+    out = []
+    for name, spec in envs.items():
+        if not isinstance(spec, dict):
+            raise ConfigError(f"[environments.{name}] must be a table")
+        unknown = set(spec) - {"url", "url_env", "protected", "read_only"}
+        if unknown:
+            raise ConfigError(f"[environments.{name}] has unknown keys: {', '.join(sorted(unknown))}")
+        url = spec.get("url")
+        if url is None and "url_env" in spec:
+            url = _lookup(str(spec["url_env"]), environ, dotenv)
+            if url is None:
+                raise ConfigError(f"environment '{name}': variable {spec['url_env']} is not set (nor in .env)")
+        if not isinstance(url, str) or not url.startswith(("postgres://", "postgresql://")):
+            raise ConfigError(f"environment '{name}' needs url = 'postgresql://...' or url_env = 'VARIABLE'")
+        out.append(
+            Environment(
+                name=name,
+                url=url,
+                protected=bool(spec.get("protected", name in PROTECTED_BY_DEFAULT)),
+                read_only=bool(spec.get("read_only", False)),
+            )
+        )
+    return out
+
+
+def load_environments(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> list[Environment]:
+    """The configured environments, from the first source that exists (see module docstring)."""
+    cwd = cwd or Path.cwd()
+    environ = os.environ if environ is None else environ
+    dotenv = read_dotenv(cwd / ".env")
+    explicit = environ.get(CONFIG_ENV_VAR)
+    candidates = [Path(explicit)] if explicit else [cwd / "pgshift.toml"]
+    for path in candidates:
+        if path.is_file():
+            try:
+                return _from_table(tomllib.loads(path.read_text()), environ, dotenv)
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+        if explicit:
+            raise ConfigError(f"{CONFIG_ENV_VAR}={explicit}: no such file")
+    pyproject = cwd / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            table = tomllib.loads(pyproject.read_text()).get("tool", {}).get("pgshift")
+        except tomllib.TOMLDecodeError:
+            table = None
+        if table:
+            return _from_table(table, environ, dotenv)
+    out = []
+    for name, variable in DEFAULT_VARIABLES.items():
+        url = _lookup(variable, environ, dotenv)
+        if url:
+            out.append(Environment(name=name, url=url, protected=name in PROTECTED_BY_DEFAULT))
+    return out

@@ -1,0 +1,83 @@
+"""`pgshift serve --http`: streamable HTTP on 127.0.0.1 that requires the bearer token."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from tools.localpg import LocalPostgres
+
+TOKEN = "test-token-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def http_server(tmp_path: Path, pg18: LocalPostgres) -> Iterator[str]:
+    port = free_port()
+    env = {**os.environ, "PGSHIFT_HTTP_TOKEN": TOKEN, "DATABASE_URL": pg18.url()}
+    env.pop("SUPABASE_DB_URL", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "serve", "--http", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail("HTTP server did not start within 30 s")
+    try:
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        if proc.stderr:
+            proc.stderr.close()
+
+
+async def test_http_without_the_bearer_token_gets_401(http_server: str) -> None:
+    async with httpx2.AsyncClient() as http:
+        plain = await http.post(http_server, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+        wrong = await http.post(
+            http_server, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, headers={"Authorization": "Bearer x"}
+        )
+    assert plain.status_code == 401 and wrong.status_code == 401
+
+
+async def test_http_with_the_token_serves_the_same_tools_as_stdio(http_server: str) -> None:
+    with anyio.fail_after(60):
+        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as http:
+            async with Client(streamable_http_client(http_server, http_client=http)) as client:
+                names = {t.name for t in (await client.list_tools()).tools}
+                out = await client.call_tool("execute_sql", {"environment": "local", "sql": "SELECT 1 AS one"})
+    assert "execute_sql" in names and "list_environments" in names
+    assert out.structured_content is not None and out.structured_content["data"]["rows"] == [{"one": 1}]

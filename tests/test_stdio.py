@@ -1,0 +1,46 @@
+"""The server as a client runs it: `python -m server` over stdio, configured by environment variables."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+
+from tools.localpg import LocalPostgres
+
+
+def stdio_params(tmp_path: Path, env: dict[str, str]) -> StdioServerParameters:
+    return StdioServerParameters(command=sys.executable, args=["-m", "server"], env=env, cwd=str(tmp_path))
+
+
+async def test_python_m_server_over_stdio_lists_tools_and_answers_them(tmp_path: Path, pg18: LocalPostgres) -> None:
+    # Prisma-style: DATABASE_URL comes from ./.env in the working directory.
+    (tmp_path / ".env").write_text(f'DATABASE_URL="{pg18.url()}"\n')
+    params = stdio_params(tmp_path, {"SUPABASE_DB_URL": "postgresql://postgres:s3cr3t-pw@127.0.0.1:1/postgres"})
+    async with Client(params, read_timeout_seconds=60) as client:
+        tools = {t.name for t in (await client.list_tools()).tools}
+        assert {"list_environments", "list_tables", "describe_table", "list_extensions", "execute_sql"} <= tools
+        envs = await client.call_tool("list_environments", {})
+        out = await client.call_tool("execute_sql", {"environment": "local", "sql": "SELECT 40 + 2 AS answer"})
+        bad = await client.call_tool("list_tables", {"environment": "nope"})
+    assert envs.structured_content is not None
+    by_name = {e["name"]: e for e in envs.structured_content["environments"]}
+    assert by_name["local"]["reachable"] and not by_name["production"]["reachable"]
+    assert by_name["production"]["protected"] is True
+    assert out.structured_content is not None and out.structured_content["data"]["rows"] == [{"answer": 42}]
+    assert bad.is_error
+    dumped = repr(envs) + repr(out) + repr(bad)
+    assert "s3cr3t-pw" not in dumped and pg18.password not in dumped
+
+
+def test_a_bad_config_file_stops_the_server_with_a_clear_message(tmp_path: Path) -> None:
+    (tmp_path / "pgshift.toml").write_text("[environments.local]\nurl = 'mysql://nope'\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "server"], cwd=tmp_path, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+    )
+    assert proc.returncode == 1
+    assert "needs url = 'postgresql://...'" in proc.stderr
