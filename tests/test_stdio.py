@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
@@ -40,7 +39,12 @@ async def test_python_m_server_over_stdio_lists_tools_and_answers_them(tmp_path:
 def test_a_bad_config_file_stops_the_server_with_a_clear_message(tmp_path: Path) -> None:
     (tmp_path / "pgshift.toml").write_text("[environments.local]\nurl = 'mysql://nope'\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "server"], cwd=tmp_path, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+        [sys.executable, "-m", "server"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
     )
     assert proc.returncode == 1
     assert "needs url = 'postgresql://...'" in proc.stderr

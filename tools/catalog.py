@@ -279,13 +279,15 @@ def _kind(relkind: str) -> str:
 async def list_environments(db: Databases) -> EnvironmentList:
     async def probe(name: str) -> EnvironmentInfo:
         env = db.environment(name)
-        base = {"name": name, "url": env.redacted_url, "protected": env.protected, "read_only": env.read_only}
+        info = EnvironmentInfo(
+            name=name, url=env.redacted_url, protected=env.protected, read_only=env.read_only, reachable=False
+        )
         try:
             async with db.read_only(name) as conn:
                 version = await conn.fetchval(SERVER_VERSION_SQL)
-            return EnvironmentInfo(reachable=True, server_version=version, **base)
+            return info.model_copy(update={"reachable": True, "server_version": version})
         except ConnectionFailed as exc:
-            return EnvironmentInfo(reachable=False, error=db.scrub(str(exc)), **base)
+            return info.model_copy(update={"error": db.scrub(str(exc))})
 
     return EnvironmentList(environments=list(await asyncio.gather(*(probe(n) for n in db.names()))))
 
@@ -324,7 +326,7 @@ async def list_tables(
             extra = {"columns": columns.get(key, []), "primary_key": pks.get(key), "foreign_keys": fks.get(key, [])}
         out.append(
             TableSummary(
-                schema=t["schema"],
+                schema_name=t["schema"],
                 name=t["name"],
                 kind=_kind(t["relkind"]),
                 row_estimate=t["row_estimate"],
@@ -362,9 +364,7 @@ def table_ddl(
         if not c.nullable:
             line += " NOT NULL"
         lines.append(line)
-    lines += [
-        f"    CONSTRAINT {quote_ident(k.name)} {k.definition}" for k in constraints if k.type != "foreign key"
-    ]
+    lines += [f"    CONSTRAINT {quote_ident(k.name)} {k.definition}" for k in constraints if k.type != "foreign key"]
     body = ",\n".join(lines)
     out = [f"CREATE TABLE {table} (\n{body}\n){' PARTITION BY ...' if relkind == 'p' else ''};"]
     out += [
@@ -410,14 +410,16 @@ async def describe_table(db: Databases, environment: str, table: str) -> TableDe
             PolicyInfo(**{**dict(r), "roles": list(r["roles"])}) for r in await conn.fetch(POLICIES_SQL, schema, name)
         ]
     indexes = [
-        IndexInfo(name=r["name"], definition=r["definition"], unique=r["unique"], primary=r["primary"], valid=r["valid"])
+        IndexInfo(
+            name=r["name"], definition=r["definition"], unique=r["unique"], primary=r["primary"], valid=r["valid"]
+        )
         for r in idx_rows
     ]
     standalone = [i for i, r in zip(indexes, idx_rows, strict=True) if not r["backs_constraint"]]
     ddl = table_ddl(schema, name, t["relkind"], cols, cons, standalone, trg, pol, t["rls_enabled"], t["rls_forced"])
     return TableDetail(
         environment=environment,
-        schema=schema,
+        schema_name=schema,
         name=name,
         kind=_kind(t["relkind"]),
         comment=t["comment"],
@@ -443,7 +445,7 @@ async def list_extensions(db: Databases, environment: str) -> ExtensionList:
             installed=r["installed"],
             installed_version=r["installed_version"],
             default_version=r["default_version"],
-            schema=r["schema"],
+            schema_name=r["schema"],
             comment=r["comment"],
         )
         for r in rows

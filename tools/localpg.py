@@ -129,9 +129,12 @@ class LocalPostgres:
             self._run(
                 [
                     str(self.bin_dir / "initdb"),
-                    "-D", str(self.datadir),
-                    "-U", self.user,
-                    "--pwfile", str(pwfile),
+                    "-D",
+                    str(self.datadir),
+                    "-U",
+                    self.user,
+                    "--pwfile",
+                    str(pwfile),
                     "--auth=scram-sha-256",
                     "--encoding=UTF8",
                     "--locale=C.UTF-8",
@@ -142,10 +145,13 @@ class LocalPostgres:
             self._run(
                 [
                     str(self.bin_dir / "pg_ctl"),
-                    "-D", str(self.datadir),
+                    "-D",
+                    str(self.datadir),
                     "-w",
-                    "-t", str(START_TIMEOUT_S),
-                    "-l", str(root / "log"),
+                    "-t",
+                    str(START_TIMEOUT_S),
+                    "-l",
+                    str(root / "log"),
                     "-o",
                     f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories={root}"
                     " -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",

@@ -1,0 +1,263 @@
+"""The three migration histories a database keeps, read and written in one place.
+
+- our ledger, `pgshift.migrations`: every attempt with its checksum, statements as applied, who, when,
+  duration and outcome;
+- Supabase's `supabase_migrations.schema_migrations (version, statements, name)`, so `supabase migration list`
+  agrees (created if absent, with the shape the Supabase CLI creates);
+- Prisma's `_prisma_migrations`, exactly as Prisma creates it, for migrations read from a Prisma folder, so
+  `prisma migrate status` agrees.
+
+Writes happen inside the caller's transaction: a migration and its history commit or roll back together.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+import asyncpg
+from pydantic import BaseModel, ConfigDict
+
+from tools.migrations.folder import Migration
+from tools.sql import qualified
+
+LEDGER_SCHEMA = "pgshift"
+LEDGER_TABLE = "migrations"
+SUPABASE_SCHEMA = "supabase_migrations"
+SUPABASE_TABLE = "schema_migrations"
+PRISMA_TABLE = "_prisma_migrations"
+DEFAULT_PRISMA_SCHEMA = "public"
+HISTORY_SCHEMAS = (LEDGER_SCHEMA, SUPABASE_SCHEMA)
+"""Schemas that hold only history: compare schemas without them (and without `_prisma_migrations`)."""
+
+LEDGER = qualified(LEDGER_SCHEMA, LEDGER_TABLE)
+SUPABASE = qualified(SUPABASE_SCHEMA, SUPABASE_TABLE)
+
+CREATE_LEDGER = f"""
+CREATE SCHEMA IF NOT EXISTS {LEDGER_SCHEMA};
+CREATE TABLE IF NOT EXISTS {LEDGER} (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    version text NOT NULL,
+    name text NOT NULL,
+    source text NOT NULL,
+    checksum text NOT NULL,
+    statements text[] NOT NULL,
+    applied_by text NOT NULL DEFAULT current_user,
+    client text NOT NULL,
+    started_at timestamptz NOT NULL,
+    finished_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    duration_ms integer NOT NULL,
+    outcome text NOT NULL CHECK (outcome IN ('applied', 'failed')),
+    error text
+);
+CREATE UNIQUE INDEX IF NOT EXISTS migrations_applied_version ON {LEDGER} (version) WHERE outcome = 'applied';
+"""
+
+# The Supabase CLI's own statements (pkg/migration/history.go), so a table we create is the one it expects.
+CREATE_SUPABASE = f"""
+CREATE SCHEMA IF NOT EXISTS {SUPABASE_SCHEMA};
+CREATE TABLE IF NOT EXISTS {SUPABASE} (version text NOT NULL PRIMARY KEY);
+ALTER TABLE {SUPABASE} ADD COLUMN IF NOT EXISTS statements text[];
+ALTER TABLE {SUPABASE} ADD COLUMN IF NOT EXISTS name text;
+"""
+
+
+def prisma_table(schema: str = DEFAULT_PRISMA_SCHEMA) -> str:
+    return qualified(schema, PRISMA_TABLE)
+
+
+def create_prisma_sql(schema: str = DEFAULT_PRISMA_SCHEMA) -> str:
+    """Prisma's `_prisma_migrations` DDL for PostgreSQL (schema engine's create_migrations_table)."""
+    return f"""
+CREATE TABLE IF NOT EXISTS {prisma_table(schema)} (
+    id                      VARCHAR(36) PRIMARY KEY NOT NULL,
+    checksum                VARCHAR(64) NOT NULL,
+    finished_at             TIMESTAMPTZ,
+    migration_name          VARCHAR(255) NOT NULL,
+    logs                    TEXT,
+    rolled_back_at          TIMESTAMPTZ,
+    started_at              TIMESTAMPTZ NOT NULL DEFAULT now(),
+    applied_steps_count     INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class LedgerRow(Frozen):
+    version: str
+    name: str
+    source: str
+    checksum: str
+    statements: list[str]
+    applied_by: str
+    client: str
+    started_at: datetime
+    finished_at: datetime
+    duration_ms: int
+    outcome: Literal["applied", "failed"]
+    error: str | None = None
+
+
+class SupabaseRow(Frozen):
+    version: str
+    name: str | None = None
+    statements: list[str] | None = None
+
+
+class PrismaRow(Frozen):
+    id: str
+    checksum: str
+    migration_name: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    rolled_back_at: datetime | None = None
+    logs: str | None = None
+    applied_steps_count: int
+
+    @property
+    def failed(self) -> bool:
+        return self.finished_at is None and self.rolled_back_at is None
+
+
+class History(Frozen):
+    """Everything the three history tables say (a table that does not exist reads as empty)."""
+
+    ledger: list[LedgerRow] = []
+    supabase: list[SupabaseRow] = []
+    prisma: list[PrismaRow] = []
+    prisma_schema: str = DEFAULT_PRISMA_SCHEMA
+
+    def applied_versions(self) -> set[str]:
+        return {r.version for r in self.ledger if r.outcome == "applied"} | {r.version for r in self.supabase}
+
+    def applied_prisma_names(self) -> set[str]:
+        return {r.migration_name for r in self.prisma if r.finished_at is not None and r.rolled_back_at is None}
+
+    def is_applied(self, migration: Migration) -> bool:
+        if migration.version in self.applied_versions():
+            return True
+        return migration.prisma_name is not None and migration.prisma_name in self.applied_prisma_names()
+
+    def recorded_checksum(self, migration: Migration) -> str | None:
+        """The checksum recorded when `migration` was applied, from our ledger or Prisma's (None if unknown)."""
+        for row in reversed(self.ledger):
+            if row.version == migration.version and row.outcome == "applied":
+                return row.checksum
+        for prow in reversed(self.prisma):
+            if prow.migration_name == migration.prisma_name and prow.finished_at is not None:
+                return prow.checksum
+        return None
+
+
+_EXISTS = "SELECT to_regclass($1) IS NOT NULL"
+
+READ_LEDGER = f"""
+SELECT version, name, source, checksum, statements, applied_by, client, started_at, finished_at, duration_ms,
+       outcome, error
+FROM {LEDGER} ORDER BY id
+"""
+READ_SUPABASE = f"SELECT version, name, statements FROM {SUPABASE} ORDER BY version"
+
+
+def _read_prisma_sql(schema: str) -> str:
+    return f"""
+SELECT id, checksum, migration_name, started_at, finished_at, rolled_back_at, logs, applied_steps_count
+FROM {prisma_table(schema)} ORDER BY started_at, migration_name
+"""
+
+
+async def _exists(conn: asyncpg.Connection, table: str) -> bool:
+    return bool(await conn.fetchval(_EXISTS, table))
+
+
+async def read_history(conn: asyncpg.Connection, prisma_schema: str = DEFAULT_PRISMA_SCHEMA) -> History:
+    """Read the three tables on `conn` (works in a READ ONLY transaction)."""
+    ledger: list[LedgerRow] = []
+    supabase: list[SupabaseRow] = []
+    prisma: list[PrismaRow] = []
+    if await _exists(conn, LEDGER):
+        ledger = [LedgerRow(**dict(r)) for r in await conn.fetch(READ_LEDGER)]
+    if await _exists(conn, SUPABASE):
+        columns = {
+            r["attname"]
+            for r in await conn.fetch(
+                "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped",
+                SUPABASE,
+            )
+        }
+        select = ", ".join(c if c in columns else f"NULL AS {c}" for c in ("version", "name", "statements"))
+        supabase = [SupabaseRow(**dict(r)) for r in await conn.fetch(f"SELECT {select} FROM {SUPABASE} ORDER BY 1")]
+    if await _exists(conn, prisma_table(prisma_schema)):
+        prisma = [PrismaRow(**dict(r)) for r in await conn.fetch(_read_prisma_sql(prisma_schema))]
+    return History(ledger=ledger, supabase=supabase, prisma=prisma, prisma_schema=prisma_schema)
+
+
+async def ensure_tables(
+    conn: asyncpg.Connection, *, prisma: bool, prisma_schema: str = DEFAULT_PRISMA_SCHEMA
+) -> None:
+    """Create the history tables that are missing (inside the caller's transaction)."""
+    await conn.execute(CREATE_LEDGER)
+    await conn.execute(CREATE_SUPABASE)
+    if prisma:
+        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {qualified(None, prisma_schema)}")
+        await conn.execute(create_prisma_sql(prisma_schema))
+
+
+async def record(
+    conn: asyncpg.Connection,
+    migration: Migration,
+    *,
+    statements: list[str],
+    started_at: datetime,
+    duration_ms: int,
+    outcome: Literal["applied", "failed"],
+    error: str | None = None,
+    client: str = "pgshift",
+    prisma_schema: str = DEFAULT_PRISMA_SCHEMA,
+) -> None:
+    """Write one attempt to every history that applies.
+
+    An applied migration goes to all three (Prisma's only for Prisma sources). A failed one that left changes
+    behind (statements that cannot run in a transaction) goes to our ledger and, like Prisma records a failed
+    migration, to `_prisma_migrations` with no finish time; Supabase's table has no notion of failure.
+    """
+    await ensure_tables(conn, prisma=migration.prisma_name is not None, prisma_schema=prisma_schema)
+    await conn.execute(
+        f"""INSERT INTO {LEDGER} (version, name, source, checksum, statements, client, started_at, duration_ms,
+                                  outcome, error)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)""",
+        migration.version,
+        migration.name,
+        migration.source,
+        migration.checksum,
+        statements,
+        client,
+        started_at,
+        duration_ms,
+        outcome,
+        error,
+    )
+    if outcome == "applied":
+        await conn.execute(
+            f"INSERT INTO {SUPABASE} (version, statements, name) VALUES ($1, $2, $3)",
+            migration.version,
+            statements,
+            migration.name,
+        )
+    if migration.prisma_name is not None:
+        await conn.execute(
+            f"""INSERT INTO {prisma_table(prisma_schema)}
+                    (id, checksum, finished_at, migration_name, logs, started_at, applied_steps_count)
+                VALUES ($1, $2, CASE WHEN $3 THEN clock_timestamp() END, $4, $5, $6, $7)""",
+            str(uuid.uuid4()),
+            migration.checksum,
+            outcome == "applied",
+            migration.prisma_name,
+            error,
+            started_at,
+            1 if outcome == "applied" else 0,
+        )
