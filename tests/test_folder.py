@@ -37,17 +37,32 @@ def test_prisma_folders_are_ordered_by_name_whatever_the_name(tmp_path: Path) ->
 def test_prisma_version_is_the_folder_timestamp_and_shared_dates_fall_back_to_the_folder_name(tmp_path: Path) -> None:
     _prisma_project(
         tmp_path,
-        {"20230406064219_init": "SELECT 1;", "20240102_a": "SELECT 2;", "20240102_b": "SELECT 3;", "odd-name": ""},
+        {
+            "20230406064219_init": "SELECT 1;",
+            "20240102_a": "SELECT 2;",
+            "20240102_b": "SELECT 3;",
+            "odd-name": "",
+            "20240103-hyphen-name": "",
+            "20240104 spaced name": "",
+        },
     )
     by_name = {m.prisma_name: m for m in read_migrations(tmp_path).migrations}
     assert (by_name["20230406064219_init"].version, by_name["20230406064219_init"].name) == ("20230406064219", "init")
     assert by_name["20240102_a"].version == "20240102_a"
     assert by_name["20240102_b"].version == "20240102_b"
     assert by_name["odd-name"].version == "odd-name"
+    assert (by_name["20240103-hyphen-name"].version, by_name["20240103-hyphen-name"].name) == (
+        "20240103",
+        "hyphen-name",
+    )
+    assert (by_name["20240104 spaced name"].version, by_name["20240104 spaced name"].name) == (
+        "20240104",
+        "spaced name",
+    )
 
 
 def test_prisma_checksum_is_sha256_of_the_script_bytes(tmp_path: Path) -> None:
-    script = "-- CreateTable\r\nCREATE TABLE \"A\" (id int);\r\n"
+    script = '-- CreateTable\r\nCREATE TABLE "A" (id int);\r\n'
     migrations = _prisma_project(tmp_path, {"20240101000000_crlf": ""})
     (migrations / "20240101000000_crlf" / "migration.sql").write_bytes(script.encode())
     (migration,) = read_migrations(migrations).migrations
@@ -95,6 +110,12 @@ def test_the_migrations_folder_is_found_from_a_subdirectory_of_the_project(tmp_p
 def test_no_migrations_folder_is_a_clear_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no migrations folder"):
         find_migrations_dir(tmp_path)
+
+
+def test_a_misspelt_directory_is_an_error_not_a_search_of_its_parents(tmp_path: Path) -> None:
+    _prisma_project(tmp_path, {"20240101000000_init": "SELECT 1;"})
+    with pytest.raises(ConfigError, match="does not exist"):
+        read_migrations(tmp_path / "prsma")
 
 
 def test_one_migration_is_found_by_folder_path_file_path_or_version(tmp_path: Path) -> None:

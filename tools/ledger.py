@@ -196,15 +196,41 @@ async def read_history(conn: asyncpg.Connection, prisma_schema: str = DEFAULT_PR
     return History(ledger=ledger, supabase=supabase, prisma=prisma, prisma_schema=prisma_schema)
 
 
-async def ensure_tables(
-    conn: asyncpg.Connection, *, prisma: bool, prisma_schema: str = DEFAULT_PRISMA_SCHEMA
-) -> None:
-    """Create the history tables that are missing (inside the caller's transaction)."""
-    await conn.execute(CREATE_LEDGER)
-    await conn.execute(CREATE_SUPABASE)
-    if prisma:
-        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {qualified(None, prisma_schema)}")
-        await conn.execute(create_prisma_sql(prisma_schema))
+HISTORY_STATE = """
+SELECT to_regclass($1) IS NOT NULL AS ledger,
+       to_regclass($2) IS NOT NULL AS prisma,
+       ARRAY(SELECT attname::text FROM pg_catalog.pg_attribute
+             WHERE attrelid = to_regclass($3) AND attnum > 0 AND NOT attisdropped) AS supabase_columns,
+       to_regnamespace($4) IS NOT NULL AS prisma_schema
+"""
+
+
+async def ensure_tables(conn: asyncpg.Connection, *, prisma: bool, prisma_schema: str = DEFAULT_PRISMA_SCHEMA) -> None:
+    """Create the history tables that are missing (inside the caller's transaction).
+
+    Only missing objects get DDL: on a hosted database the role applying migrations may lack CREATE on the
+    database or own none of the existing history tables, and PostgreSQL checks those rights even for
+    `IF NOT EXISTS`.
+    """
+    state = await conn.fetchrow(
+        HISTORY_STATE, LEDGER, prisma_table(prisma_schema), SUPABASE, qualified(None, prisma_schema)
+    )
+    script = "" if state["ledger"] else CREATE_LEDGER
+    columns = set(state["supabase_columns"])
+    if not columns:
+        script += CREATE_SUPABASE
+    else:
+        script += "".join(
+            f"ALTER TABLE {SUPABASE} ADD COLUMN IF NOT EXISTS {name} {kind};\n"
+            for name, kind in (("statements", "text[]"), ("name", "text"))
+            if name not in columns
+        )
+    if prisma and not state["prisma_schema"]:
+        script += f"CREATE SCHEMA {qualified(None, prisma_schema)};\n"
+    if prisma and not state["prisma"]:
+        script += create_prisma_sql(prisma_schema)
+    if script:
+        await conn.execute(script)
 
 
 async def record(
@@ -249,6 +275,13 @@ async def record(
             migration.name,
         )
     if migration.prisma_name is not None:
+        if outcome == "applied":
+            # Earlier failed attempts are settled the way `prisma migrate resolve --rolled-back` settles them.
+            await conn.execute(
+                f"""UPDATE {prisma_table(prisma_schema)} SET rolled_back_at = clock_timestamp()
+                    WHERE migration_name = $1 AND finished_at IS NULL AND rolled_back_at IS NULL""",
+                migration.prisma_name,
+            )
         await conn.execute(
             f"""INSERT INTO {prisma_table(prisma_schema)}
                     (id, checksum, finished_at, migration_name, logs, started_at, applied_steps_count)

@@ -21,7 +21,7 @@ from tools.errors import ConfigError
 
 PRISMA_SCRIPT = "migration.sql"
 PRISMA_LOCK = "migration_lock.toml"
-_LEADING_VERSION = re.compile(r"^(\d+)(?:_(.*))?$", re.DOTALL)
+_LEADING_VERSION = re.compile(r"^(\d+)(?:[_\- ](.*))?$", re.DOTALL)
 _SUPABASE_FILE = re.compile(r"^(\d+)_(.*)\.sql$", re.DOTALL)
 
 Source = Literal["prisma", "supabase", "sql"]
@@ -75,7 +75,7 @@ def _decode(path: Path) -> str:
         raise ConfigError(f"migration {path} is not valid UTF-8: fix its encoding, nothing was read") from None
 
 
-def _split_version(label: str) -> tuple[str, str]:
+def split_label(label: str) -> tuple[str, str]:
     """`20230406064219_init` -> ("20230406064219", "init"); a label without leading digits is its own version."""
     match = _LEADING_VERSION.match(label)
     if match is None:
@@ -103,7 +103,7 @@ def read_prisma_folder(directory: Path) -> MigrationFolder:
             warnings.append(f"folder '{folder.name}' has no {PRISMA_SCRIPT}: skipped (Prisma would refuse it)")
             continue
         data = script.read_bytes()
-        version, name = _split_version(folder.name)
+        version, name = split_label(folder.name)
         migrations.append(
             Migration(
                 version=version,
@@ -127,7 +127,9 @@ def read_supabase_folder(directory: Path) -> MigrationFolder:
     for path in sorted(p for p in directory.iterdir() if p.is_file() and p.suffix == ".sql"):
         match = _SUPABASE_FILE.match(path.name)
         if match is None:
-            warnings.append(f"file '{path.name}' is not named <version>_<name>.sql: skipped (the Supabase CLI skips it)")
+            warnings.append(
+                f"file '{path.name}' is not named <version>_<name>.sql: skipped (the Supabase CLI skips it)"
+            )
             continue
         data = path.read_bytes()
         found.append(
@@ -161,15 +163,16 @@ def _looks_like_supabase(directory: Path) -> bool:
 
 
 def find_migrations_dir(start: Path | None = None) -> Path:
-    """The migrations folder for `start` (default: the current directory).
+    """The migrations folder: `start` itself, or `start/prisma/migrations` or `start/supabase/migrations`.
 
-    `start` may be the migrations folder itself or a project root holding `prisma/migrations` or
-    `supabase/migrations`; parents are searched up to the filesystem root.
+    Without `start`, the current directory and then its parents are searched (the project root may be above).
     """
+    if start is not None and not start.is_dir():
+        raise ConfigError(f"migrations directory {start} does not exist (or is not a directory)")
     origin = (start or Path.cwd()).resolve()
-    if origin.is_dir() and (_looks_like_prisma(origin) or _looks_like_supabase(origin)):
+    if _looks_like_prisma(origin) or _looks_like_supabase(origin):
         return origin
-    for base in [origin, *origin.parents]:
+    for base in [origin] if start is not None else [origin, *origin.parents]:
         candidates = [d for d in (base / "prisma" / "migrations", base / "supabase" / "migrations") if d.is_dir()]
         if len(candidates) == 2:
             raise ConfigError(
@@ -178,16 +181,14 @@ def find_migrations_dir(start: Path | None = None) -> Path:
         if candidates:
             return candidates[0]
     raise ConfigError(
-        f"no migrations folder found from {origin}: expected prisma/migrations or supabase/migrations "
-        "(pass directory explicitly)"
+        f"no migrations folder found at {origin}{'' if start is not None else ' or above it'}: expected "
+        "prisma/migrations or supabase/migrations (pass directory explicitly)"
     )
 
 
 def read_migrations(directory: str | Path | None = None) -> MigrationFolder:
     """Read the migrations folder (found automatically when `directory` is None)."""
     path = find_migrations_dir(Path(directory) if directory is not None else None)
-    if not path.is_dir():
-        raise ConfigError(f"migrations directory {path} does not exist")
     if _looks_like_prisma(path):
         return read_prisma_folder(path)
     return read_supabase_folder(path)
@@ -207,7 +208,7 @@ def read_migration(reference: str, directory: str | Path | None = None) -> Migra
         if _SUPABASE_FILE.match(path.name):
             return _pick(folder, lambda m: m.path is not None and Path(m.path).name == path.name, reference)
         data = path.read_bytes()
-        version, name = _split_version(path.stem)
+        version, name = split_label(path.stem)
         return Migration(
             version=version, name=name, source="sql", sql=_decode(path), checksum=checksum(data), path=str(path)
         )

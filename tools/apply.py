@@ -1,0 +1,230 @@
+"""apply_migration: run one migration on an environment and record it in the three history tables.
+
+The migration is inline SQL or a file of the project's migrations folder (its own version is kept). On a
+protected environment the first call returns the checked plan (statements, lint findings, the target's
+schema fingerprint) and a confirmation token bound to exactly those statements and that fingerprint; only a
+call with that token applies, and it is refused if the target changed in between. `dry_run` runs the script
+in a transaction that is rolled back and reports the schema change. The running itself is in
+`tools.migrations.runner`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Literal
+
+from tools import ledger
+from tools.confirm import Confirmations
+from tools.databases import Databases
+from tools.errors import ConfigError
+from tools.migrations.check import check_migration
+from tools.migrations.folder import Migration, checksum, checksum_matches, read_migration, read_migrations
+from tools.migrations.lint import lint
+from tools.migrations.runner import (
+    ApplyResult,
+    ConnectionLost,
+    PlannedStatement,
+    Timeouts,
+    already_applied,
+    apply_session,
+    execute_migration,
+    existing_tables,
+    planned_statements,
+    preflight,
+    prepare_for,
+    statements_digest,
+    target_fingerprint,
+    verified_loss,
+)
+from tools.migrations.steps import Statement, body, plan_steps, prepare, split_statements
+
+DEFAULT_CONFIRMATIONS = Confirmations()
+"""Used when the caller passes none (the CLI, tests): tokens then live as long as the process."""
+
+__all__ = ["DEFAULT_CONFIRMATIONS", "ApplyResult", "PlannedStatement", "Timeouts", "apply_migration"]
+
+
+def resolve_migration(name: str, sql: str | None, migration: str | None, version: str | None) -> Migration:
+    """The migration to apply: a file/folder reference, or inline SQL.
+
+    Inline SQL without a version takes the version of the local migration file holding the same script (so
+    local and remote histories agree); only a script no migration file holds gets a fresh UTC timestamp.
+    """
+    if (sql is None) == (migration is None):
+        raise ConfigError("pass exactly one of sql (the script) or migration (a migration folder, file or version)")
+    if migration is not None:
+        found = read_migration(migration)
+        return found.model_copy(update={"version": version}) if version else found
+    assert sql is not None
+    if not sql.strip():
+        raise ConfigError("sql is empty: nothing to apply")
+    if not version:
+        local = _local_file_with(sql)
+        if local is not None:
+            return local
+        version = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    return Migration(version=version, name=name, source="sql", sql=sql, checksum=checksum(sql))
+
+
+def _local_file_with(sql: str) -> Migration | None:
+    """The migration of the project's folder (found from the working directory) whose script is `sql`."""
+    try:
+        folder = read_migrations()
+    except ConfigError:
+        return None
+    return next((m for m in folder.migrations if checksum_matches(sql, m.checksum)), None)
+
+
+def _bind(
+    environment: str, migration: Migration, planned: Sequence[PlannedStatement], fingerprint: str, generated: bool
+) -> tuple[str, ...]:
+    """What a confirmation token is bound to (a version we generate is not: it differs between the two calls)."""
+    version = "" if generated else migration.version
+    return ("apply_migration", environment, version, migration.name, statements_digest(planned), fingerprint)
+
+
+async def apply_migration(
+    db: Databases,
+    environment: str,
+    name: str,
+    sql: str | None = None,
+    migration: str | None = None,
+    version: str | None = None,
+    confirm: str | None = None,
+    dry_run: bool = False,
+    *,
+    confirmations: Confirmations | None = None,
+    timeouts: Timeouts | None = None,
+    prisma_schema: str = ledger.DEFAULT_PRISMA_SCHEMA,
+    client: str = "pgshift",
+    rewrite: bool = True,
+) -> ApplyResult:
+    """Apply one migration (inline `sql`, or `migration`: a Prisma folder, a migration file or a version).
+
+    The statements run as `check_migration` prepares them for the target (`rewrite=False`: as written); the
+    history records them as applied, and Prisma's checksum is always that of the file.
+    """
+    confirmations = confirmations or DEFAULT_CONFIRMATIONS
+    timeouts = timeouts or Timeouts()
+    env = db.environment(environment)
+    if not dry_run:
+        db.require_writable(environment)
+    target = resolve_migration(name, sql, migration, version)
+    generated = target.source == "sql" and not version
+    parsed = split_statements(target.sql)
+    if not body(parsed):
+        raise ConfigError(f"migration {target.version} ({target.name}) holds no statements: nothing to apply")
+    mode: Literal["single_transaction", "stepwise"] = (
+        "single_transaction" if len(plan_steps(parsed)) <= 1 else "stepwise"
+    )
+
+    if dry_run:
+        return await _dry_run(db, environment, target, parsed, mode)
+
+    if env.protected and confirm is None:
+        async with db.read_only(environment, snapshot=True) as ro:
+            prepared = await prepare_for(ro, parsed, rewrite=rewrite)
+            planned = planned_statements(prepared)
+            await preflight(ro, environment, target, prepared.statements)
+            history = await ledger.read_history(ro, prisma_schema)
+            if already_applied(history, target, environment):
+                return _already(environment, target, mode, planned)
+            fingerprint = await target_fingerprint(ro)
+            hazards = lint(parsed, existing_tables=await existing_tables(ro))
+        token = confirmations.issue(*_bind(environment, target, planned, fingerprint, generated))
+        return ApplyResult(
+            environment=environment,
+            version=target.version,
+            name=target.name,
+            source=target.source,
+            checksum=target.checksum,
+            status="confirmation_required",
+            mode=mode,
+            statements=planned,
+            target_fingerprint=fingerprint,
+            confirmation_token=token,
+            hazards=hazards,
+            message=(
+                f"'{environment}' is protected: nothing was run. Show these statements to the person; if they approve, "
+                "call apply_migration again with the same migration and confirm=<confirmation_token>. The token is "
+                "refused if the statements or the target's schema change in between."
+            ),
+        )
+
+    try:
+        async with apply_session(db, environment, timeouts) as conn:
+            prepared = await prepare_for(conn, parsed, rewrite=rewrite)
+            planned = planned_statements(prepared)
+            if env.protected:
+                assert confirm is not None
+                fingerprint = await target_fingerprint(conn)
+                confirmations.check(
+                    confirm, *_bind(environment, target, planned, fingerprint, generated), what="this migration"
+                )
+            history = await ledger.read_history(conn, prisma_schema)
+            if already_applied(history, target, environment):
+                return _already(environment, target, mode, planned)
+            await preflight(conn, environment, target, prepared.statements)
+            result = await execute_migration(
+                conn, environment, target, prepared, timeouts, client=client, prisma_schema=prisma_schema
+            )
+    except ConnectionLost as lost:
+        raise await verified_loss(db, environment, lost, prisma_schema) from None
+    if generated:
+        note = (
+            f" No migration file holds this script and no version was given, so it is recorded as version "
+            f"{target.version}: save it as supabase/migrations/{target.version}_{target.name}.sql (or a Prisma "
+            "migration folder) so the local and remote histories agree."
+        )
+        result = result.model_copy(update={"message": result.message + note})
+    return result
+
+
+async def _dry_run(
+    db: Databases,
+    environment: str,
+    target: Migration,
+    parsed: Sequence[Statement],
+    mode: Literal["single_transaction", "stepwise"],
+) -> ApplyResult:
+    """`check_migration` with its dry run (in a rolled-back transaction, or on a shadow database for scripts that
+    cannot run in one), reported as this migration's plan. Nothing lasts on the target."""
+    check = await check_migration(db, environment, sql=target.sql, dry_run=True)
+    prepared = prepare(parsed, supabase=check.supabase_target)
+    dry = check.dry_run
+    sign = {"added": "+", "removed": "-", "changed": "~"}
+    changes = [f"{sign[c.change]} {c.kind} {c.key}" for c in dry.changes] if dry is not None else None
+    return ApplyResult(
+        environment=environment,
+        version=target.version,
+        name=target.name,
+        source=target.source,
+        checksum=target.checksum,
+        status="dry_run",
+        mode=mode,
+        statements=planned_statements(prepared),
+        hazards=list(check.lint),
+        changes=changes,
+        blockers=list(check.blockers),
+        message=f"dry run ({dry.mode if dry else 'not run'}), nothing lasts on '{environment}': {check.summary}",
+    )
+
+
+def _already(
+    environment: str,
+    target: Migration,
+    mode: Literal["single_transaction", "stepwise"],
+    planned: list[PlannedStatement],
+) -> ApplyResult:
+    return ApplyResult(
+        environment=environment,
+        version=target.version,
+        name=target.name,
+        source=target.source,
+        checksum=target.checksum,
+        status="already_applied",
+        mode=mode,
+        statements=planned,
+        message=f"migration {target.version} ({target.name}) is already recorded on '{environment}': nothing was run.",
+    )

@@ -1,0 +1,292 @@
+"""compare_schemas: does the target match the source, and if not, exactly how?
+
+Both databases are read concurrently, each in one READ ONLY REPEATABLE READ transaction, then diffed
+(`tools.diff`: the differences are what must change in the target to equal the source). The same
+comparison backs the `pgshift compare` command, a drift gate for CI: exit 0 in sync, 2 different, 1 error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import asyncpg
+from pydantic import BaseModel, ConfigDict, Field
+
+from tools.databases import Databases, Environment, connect
+from tools.diff import Change, SchemaDiff, check_kinds, diff_schemas
+from tools.errors import ConfigError, PgshiftError
+from tools.introspect import gc_paused, introspect
+from tools.model import KINDS, Schema, to_plain
+
+EXIT_IN_SYNC, EXIT_ERROR, EXIT_DIFFERENT = 0, 1, 2
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class FieldDifference(_Frozen):
+    field: str
+    before: Any = Field(description="The target's value")
+    after: Any = Field(description="The source's value (what the target should have)")
+
+
+class Difference(_Frozen):
+    kind: str = Field(description=f"Object kind: one of {', '.join(KINDS)}")
+    name: str = Field(description="Schema-qualified name (columns, constraints, triggers, policies: table.name)")
+    change: Literal["added", "removed", "changed"] = Field(
+        description="added: in the source only (missing from the target); removed: in the target only; "
+        "changed: in both, with the fields that differ"
+    )
+    table: str | None = Field(default=None, description="For a column: its table")
+    fields: list[FieldDifference] = Field(default_factory=list, description="For a change: field-level before/after")
+    definition: dict[str, Any] | None = Field(
+        default=None, description="For an added or removed object: the object as read from the side that has it"
+    )
+
+
+class KindCounts(_Frozen):
+    added: int = 0
+    removed: int = 0
+    changed: int = 0
+
+
+class CompareSummary(_Frozen):
+    added: int
+    removed: int
+    changed: int
+    total: int
+    by_kind: dict[str, KindCounts] = Field(description="Counts per object kind that has differences")
+
+
+class CompareResult(_Frozen):
+    source: str
+    target: str
+    in_sync: bool = Field(description="True when the target matches the source for the compared kinds")
+    summary: CompareSummary
+    differences: list[Difference] = Field(description="Sorted by kind (creation order), then name")
+    schemas: list[str] | None = Field(description="Schemas compared (None: every non-system, non-managed schema)")
+    kinds: list[str] = Field(description="Object kinds compared")
+    timings_ms: dict[str, float] = Field(default_factory=dict, description="Time spent reading and diffing")
+
+
+def select_kinds(include_kinds: Sequence[str] | None, exclude_kinds: Sequence[str] | None) -> list[str]:
+    """The kinds to compare; ConfigError on an unknown kind."""
+    included = check_kinds(include_kinds) if include_kinds else list(KINDS)
+    excluded = set(check_kinds(exclude_kinds or []))
+    kinds = [k for k in KINDS if k in included and k not in excluded]
+    if not kinds:
+        raise ConfigError("no object kind left to compare: check include_kinds / exclude_kinds")
+    return kinds
+
+
+def _check_schemas(schemas: Sequence[str] | None) -> list[str] | None:
+    if schemas is None:
+        return None
+    if isinstance(schemas, str) or not all(isinstance(s, str) and s for s in schemas):
+        raise ConfigError("schemas must be a list of non-empty schema names")
+    if not schemas:
+        raise ConfigError("schemas is empty: pass null to compare every schema, or name at least one")
+    return sorted(set(schemas))
+
+
+def _require_schemas_exist(schemas: list[str] | None, source: Schema, target: Schema, names: tuple[str, str]) -> None:
+    if schemas is None:
+        return
+    found = {n.name for n in source.namespaces} | {n.name for n in target.namespaces}
+    missing = [s for s in schemas if s not in found]
+    if missing:
+        raise ConfigError(
+            f"schema(s) {', '.join(missing)} exist in neither '{names[0]}' nor '{names[1]}'; "
+            "check the names (they are case-sensitive)"
+        )
+
+
+def build_result(
+    diff: SchemaDiff, source: str, target: str, schemas: list[str] | None, kinds: list[str], timings: dict[str, float]
+) -> CompareResult:
+    by_kind: dict[str, dict[str, int]] = {}
+    for c in diff.changes:
+        counts = by_kind.setdefault(c.kind, {"added": 0, "removed": 0, "changed": 0})
+        counts[c.change] += 1
+    summary = diff.summary()
+    return CompareResult(
+        source=source,
+        target=target,
+        in_sync=diff.in_sync,
+        summary=CompareSummary(
+            added=summary["added"],
+            removed=summary["removed"],
+            changed=summary["changed"],
+            total=len(diff.changes),
+            by_kind={k: KindCounts(**v) for k, v in by_kind.items()},
+        ),
+        differences=[_difference(c) for c in diff.changes],
+        schemas=schemas,
+        kinds=kinds,
+        timings_ms={k: round(v * 1000, 1) for k, v in timings.items()},
+    )
+
+
+def _difference(c: Change) -> Difference:
+    obj = c.source if c.change == "added" else c.target if c.change == "removed" else None
+    return Difference(
+        kind=c.kind,
+        name=c.key,
+        change=c.change,
+        table=c.table,
+        fields=[FieldDifference(field=f.field, before=to_plain(f.before), after=to_plain(f.after)) for f in c.fields],
+        definition=to_plain(obj) if obj is not None else None,
+    )
+
+
+async def _timed_read(conn: asyncpg.Connection, schemas: list[str] | None, include_managed: bool) -> tuple[Schema, float]:
+    started = time.perf_counter()
+    schema = await introspect(conn, schemas=schemas, include_managed=include_managed, with_dependencies=False)
+    return schema, time.perf_counter() - started
+
+
+async def compare_schemas(
+    db: Databases,
+    source: str = "local",
+    target: str = "production",
+    schemas: list[str] | None = None,
+    include_kinds: list[str] | None = None,
+    exclude_kinds: list[str] | None = None,
+    include_managed: bool = False,
+) -> CompareResult:
+    """Compare two configured environments. Read-only on both. Raises ConfigError / ConnectionFailed."""
+    kinds = select_kinds(include_kinds, exclude_kinds)
+    wanted = _check_schemas(schemas)
+    db.environment(source)
+    db.environment(target)
+
+    async def read(name: str) -> tuple[Schema, float]:
+        async with db.read_only(name, snapshot=True) as conn:
+            return await _timed_read(conn, wanted, include_managed)
+
+    started = time.perf_counter()
+    (src, t_src), (tgt, t_tgt) = await asyncio.gather(read(source), read(target))
+    return _finish(src, tgt, source, target, wanted, kinds, started, t_src, t_tgt)
+
+
+async def compare_environments(
+    source: Environment,
+    target: Environment,
+    schemas: list[str] | None = None,
+    include_kinds: list[str] | None = None,
+    exclude_kinds: list[str] | None = None,
+    include_managed: bool = False,
+) -> CompareResult:
+    """Compare two environments over single connections (for the CLI). Read-only on both."""
+    kinds = select_kinds(include_kinds, exclude_kinds)
+    wanted = _check_schemas(schemas)
+
+    async def read(env: Environment) -> tuple[Schema, float]:
+        conn = await connect(env)
+        try:
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                return await _timed_read(conn, wanted, include_managed)
+        finally:
+            await conn.close()
+
+    started = time.perf_counter()
+    (src, t_src), (tgt, t_tgt) = await asyncio.gather(read(source), read(target))
+    return _finish(src, tgt, source.name, target.name, wanted, kinds, started, t_src, t_tgt)
+
+
+def _finish(
+    src: Schema,
+    tgt: Schema,
+    source: str,
+    target: str,
+    schemas: list[str] | None,
+    kinds: list[str],
+    started: float,
+    t_src: float,
+    t_tgt: float,
+) -> CompareResult:
+    _require_schemas_exist(schemas, src, tgt, (source, target))
+    read_done = time.perf_counter()
+    with gc_paused():
+        diff = diff_schemas(src, tgt, kinds=kinds)
+    timings = {
+        "read_source": t_src,
+        "read_target": t_tgt,
+        "diff": time.perf_counter() - read_done,
+        "total": time.perf_counter() - started,
+    }
+    with gc_paused():
+        return build_result(diff, source, target, schemas, kinds, timings)
+
+
+# ---- command line: `pgshift compare --source URL_OR_ENV --target URL_OR_ENV [--json]` ----
+
+
+def resolve_environment(value: str, environments: Sequence[Environment], role: str) -> Environment:
+    """A postgres:// URL, or the name of a configured environment."""
+    if "://" in value:
+        return Environment(name=role, url=value)
+    for env in environments:
+        if env.name == value:
+            return env
+    known = ", ".join(e.name for e in environments) or "none configured"
+    raise ConfigError(f"--{role} '{value}' is neither a postgresql:// URL nor a configured environment ({known})")
+
+
+def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", required=True, help="URL or environment name of the desired schema (e.g. local)")
+    parser.add_argument("--target", required=True, help="URL or environment name to check (e.g. production)")
+    parser.add_argument("--json", action="store_true", help="print the full result as JSON")
+    parser.add_argument("--schema", action="append", dest="schemas", help="compare only this schema (repeatable)")
+    parser.add_argument("--include-kind", action="append", dest="include_kinds", help=f"one of {', '.join(KINDS)}")
+    parser.add_argument("--exclude-kind", action="append", dest="exclude_kinds", help="leave this kind out")
+    parser.add_argument("--include-managed", action="store_true", help="also compare Supabase-managed schemas")
+
+
+def run_compare(args: argparse.Namespace, environments: Sequence[Environment] = ()) -> int:
+    """Run the compare command: print the result, return 0 in sync, 2 different, 1 on error."""
+    try:
+        source = resolve_environment(args.source, environments, "source")
+        target = resolve_environment(args.target, environments, "target")
+        result = asyncio.run(
+            compare_environments(
+                source,
+                target,
+                schemas=args.schemas,
+                include_kinds=args.include_kinds,
+                exclude_kinds=args.exclude_kinds,
+                include_managed=args.include_managed,
+            )
+        )
+    except PgshiftError as exc:
+        print(f"pgshift compare: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if args.json:
+        print(result.model_dump_json(indent=2))
+    else:
+        print(render_text(result))
+    return EXIT_IN_SYNC if result.in_sync else EXIT_DIFFERENT
+
+
+def render_text(result: CompareResult) -> str:
+    """A short human-readable report: one line per difference, fields indented below changes."""
+    if result.in_sync:
+        return f"in sync: '{result.target}' matches '{result.source}' ({', '.join(result.kinds)})"
+    s = result.summary
+    lines = [
+        f"'{result.target}' differs from '{result.source}': {s.added} to add, {s.removed} to remove, "
+        f"{s.changed} changed"
+    ]
+    sign = {"added": "+", "removed": "-", "changed": "~"}
+    for d in result.differences:
+        lines.append(f"{sign[d.change]} {d.kind} {d.name}")
+        for f in d.fields:
+            lines.append(f"    {f.field}: {json.dumps(f.before)} -> {json.dumps(f.after)}")
+    return "\n".join(lines)

@@ -1,0 +1,376 @@
+"""list_migrations and deploy: a migrations folder against each environment's history.
+
+`list_migrations` reads the three history tables of every environment (read-only, side by side) and says
+for each migration: applied, pending, failed, edited after apply (checksum differs) or in the database but
+missing locally. `deploy` applies every pending migration in folder order under one apply lock and stops
+at the first failure: that migration is fully undone, the earlier ones stay recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tools import ledger
+from tools.apply import DEFAULT_CONFIRMATIONS
+from tools.confirm import Confirmations
+from tools.databases import Databases
+from tools.errors import ConfigError, NotAllowed, PgshiftError
+from tools.migrations.folder import (
+    Migration,
+    MigrationFolder,
+    checksum,
+    checksum_matches,
+    read_migrations,
+    split_label,
+)
+from tools.migrations.runner import (
+    ApplyResult,
+    ConnectionLost,
+    Timeouts,
+    apply_session,
+    execute_migration,
+    preflight,
+    prepare_for,
+    target_fingerprint,
+    verified_loss,
+)
+from tools.migrations.steps import Statement, split_statements
+
+State = Literal["applied", "pending", "failed", "edited", "missing_locally"]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class MigrationRow(Frozen):
+    version: str
+    name: str
+    local: bool = Field(description="False when only a database's history knows this migration")
+    checksum: str | None = None
+    states: dict[str, State] = Field(description="Environment name -> state of this migration there")
+
+
+class EnvironmentSummary(Frozen):
+    environment: str
+    reachable: bool
+    error: str | None = None
+    applied: int = 0
+    pending: int = 0
+    failed: int = 0
+    edited: int = 0
+    missing_locally: int = 0
+    in_sync: bool = Field(False, description="Every local migration applied unchanged and nothing unknown recorded")
+
+
+class MigrationStatus(Frozen):
+    directory: str
+    kind: Literal["prisma", "supabase"]
+    environments: list[EnvironmentSummary]
+    migrations: list[MigrationRow]
+    warnings: list[str] = []
+
+
+class DeployResult(Frozen):
+    environment: str
+    directory: str
+    status: Literal["up_to_date", "deployed", "failed", "confirmation_required"]
+    applied: list[ApplyResult] = Field(default_factory=list, description="Migrations applied by this call, in order")
+    pending: list[str] = Field(default_factory=list, description="Pending migrations (labels) when the call began")
+    failed: str | None = Field(None, description="The migration that failed (fully undone unless the error says)")
+    error: str | None = None
+    not_run: list[str] = Field(default_factory=list, description="Pending migrations after the failed one")
+    target_fingerprint: str | None = None
+    confirmation_token: str | None = None
+    warnings: list[str] = []
+    message: str = ""
+
+
+def migration_state(history: ledger.History, migration: Migration) -> State:
+    if history.is_applied(migration):
+        recorded = history.recorded_checksum(migration)
+        return "edited" if recorded is not None and not checksum_matches(migration.sql, recorded) else "applied"
+    attempts = [r for r in history.ledger if r.version == migration.version]
+    if attempts and attempts[-1].outcome == "failed":
+        return "failed"
+    if any(r.failed for r in history.prisma if r.migration_name == migration.prisma_name):
+        return "failed"
+    return "pending"
+
+
+def unknown_to_folder(history: ledger.History, folder: MigrationFolder) -> list[tuple[str, str]]:
+    """(version, name) of migrations a database records that the folder does not have."""
+    versions = {m.version for m in folder.migrations}
+    names = {m.prisma_name for m in folder.migrations if m.prisma_name}
+    found: dict[str, str] = {}
+    for r in history.ledger:
+        if r.outcome == "applied" and r.version not in versions:
+            found[r.version] = r.name
+    for s in history.supabase:
+        if s.version not in versions:
+            found.setdefault(s.version, s.name or "")
+    for p in history.prisma:
+        if p.finished_at is not None and p.rolled_back_at is None and p.migration_name not in names:
+            version, name = split_label(p.migration_name)
+            if version not in versions:
+                found.setdefault(version, name)
+    return sorted(found.items())
+
+
+async def _history(db: Databases, environment: str, prisma_schema: str) -> ledger.History:
+    async with db.read_only(environment, snapshot=True) as conn:
+        return await ledger.read_history(conn, prisma_schema)
+
+
+async def list_migrations(
+    db: Databases,
+    directory: str | None = None,
+    environments: list[str] | None = None,
+    *,
+    prisma_schema: str = ledger.DEFAULT_PRISMA_SCHEMA,
+) -> MigrationStatus:
+    """The migrations folder against every environment's history, side by side (read-only)."""
+    folder = read_migrations(directory)
+    names = environments if environments is not None else db.names()
+    for name in names:
+        db.environment(name)
+    results = await asyncio.gather(*(_history(db, n, prisma_schema) for n in names), return_exceptions=True)
+    summaries: list[EnvironmentSummary] = []
+    states: dict[str, dict[str, State]] = {m.label: {} for m in folder.migrations}
+    extra: dict[str, dict[str, State]] = {}
+    extra_names: dict[str, str] = {}
+    for env_name, result in zip(names, results, strict=True):
+        if isinstance(result, BaseException):
+            if not isinstance(result, PgshiftError):
+                raise result
+            summaries.append(EnvironmentSummary(environment=env_name, reachable=False, error=db.scrub(str(result))))
+            continue
+        counts: dict[State, int] = {"applied": 0, "pending": 0, "failed": 0, "edited": 0, "missing_locally": 0}
+        for m in folder.migrations:
+            state = migration_state(result, m)
+            states[m.label][env_name] = state
+            counts[state] += 1
+        for version, name in unknown_to_folder(result, folder):
+            extra.setdefault(version, {})[env_name] = "missing_locally"
+            extra_names[version] = name
+            counts["missing_locally"] += 1
+        summaries.append(
+            EnvironmentSummary(
+                environment=env_name,
+                reachable=True,
+                **counts,
+                in_sync=counts["applied"] == len(folder.migrations) and counts["missing_locally"] == 0,
+            )
+        )
+    rows = [
+        MigrationRow(version=m.version, name=m.name, local=True, checksum=m.checksum, states=states[m.label])
+        for m in folder.migrations
+    ]
+    rows += [MigrationRow(version=v, name=extra_names[v], local=False, states=extra[v]) for v in sorted(extra)]
+    return MigrationStatus(
+        directory=folder.directory,
+        kind=folder.kind,
+        environments=summaries,
+        migrations=rows,
+        warnings=folder.warnings,
+    )
+
+
+def _pending(history: ledger.History, folder: MigrationFolder, environment: str) -> tuple[list[Migration], list[str]]:
+    pending: list[Migration] = []
+    warnings: list[str] = []
+    failed = [m.label for m in folder.migrations if migration_state(history, m) == "failed"]
+    if failed:
+        raise NotAllowed(
+            f"'{environment}' records failed migration(s) {', '.join(failed)}: their statements that ran stay in the "
+            "database. Nothing was run. Fix the cause and re-apply each with apply_migration (its statements are "
+            "rewritten to be re-runnable, and Prisma's failed row is then marked rolled back), or finish them by "
+            "hand and mark them resolved (`prisma migrate resolve`); then deploy again."
+        )
+    seen_applied = False
+    for m in reversed(folder.migrations):
+        state = migration_state(history, m)
+        if state == "edited":
+            warnings.append(f"{m.label} was edited after it was applied (checksum differs): not re-applied")
+        if state in ("applied", "edited"):
+            seen_applied = True
+        elif state == "pending":
+            if seen_applied:
+                warnings.append(f"{m.label} is older than migrations already applied: applied out of order")
+            pending.append(m)
+    pending.reverse()
+    return pending, warnings
+
+
+def _parse(pending: list[Migration]) -> dict[str, list[Statement]]:
+    """Every pending migration split up front, so a malformed one stops the deploy before anything runs."""
+    parsed: dict[str, list[Statement]] = {}
+    for m in pending:
+        try:
+            parsed[m.label] = split_statements(m.sql)
+        except ConfigError as exc:
+            raise ConfigError(f"migration {m.label}: {exc}") from None
+    return parsed
+
+
+def _deploy_binding(environment: str, pending: list[Migration], fingerprint: str) -> tuple[str, ...]:
+    plan = checksum("\x1e".join(f"{m.version}:{m.checksum}" for m in pending))
+    return ("deploy", environment, plan, fingerprint)
+
+
+async def deploy(
+    db: Databases,
+    environment: str,
+    directory: str,
+    confirm: str | None = None,
+    *,
+    confirmations: Confirmations | None = None,
+    timeouts: Timeouts | None = None,
+    prisma_schema: str = ledger.DEFAULT_PRISMA_SCHEMA,
+    client: str = "pgshift",
+    rewrite: bool = True,
+) -> DeployResult:
+    """Apply every pending migration of `directory` to `environment`, in order; stop at the first failure.
+
+    Each migration runs as `check_migration` prepares it for the target (`rewrite=False`: as written).
+    """
+    confirmations = confirmations or DEFAULT_CONFIRMATIONS
+    timeouts = timeouts or Timeouts()
+    env = db.require_writable(environment)
+    folder = read_migrations(Path(directory))
+    if not folder.migrations:
+        raise ConfigError(f"{folder.directory} holds no migrations: nothing to deploy")
+
+    if env.protected and confirm is None:
+        async with db.read_only(environment, snapshot=True) as ro:
+            history = await ledger.read_history(ro, prisma_schema)
+            pending, warnings = _pending(history, folder, environment)
+            _parse(pending)
+            fingerprint = await target_fingerprint(ro)
+        if not pending:
+            return DeployResult(
+                environment=environment,
+                directory=folder.directory,
+                status="up_to_date",
+                warnings=warnings,
+                message=f"'{environment}' has every migration of {folder.directory}: nothing to do.",
+            )
+        return DeployResult(
+            environment=environment,
+            directory=folder.directory,
+            status="confirmation_required",
+            pending=[m.label for m in pending],
+            target_fingerprint=fingerprint,
+            confirmation_token=confirmations.issue(*_deploy_binding(environment, pending, fingerprint)),
+            warnings=warnings,
+            message=(
+                f"'{environment}' is protected: nothing was run. {len(pending)} migration(s) are pending; show them to "
+                "the person and, if they approve, call deploy again with confirm=<confirmation_token>."
+            ),
+        )
+
+    applied: list[ApplyResult] = []
+    failure: tuple[int, Migration, PgshiftError] | None = None
+    try:
+        async with apply_session(db, environment, timeouts) as conn:
+            history = await ledger.read_history(conn, prisma_schema)
+            pending, warnings = _pending(history, folder, environment)
+            parsed = _parse(pending)  # pending is set before any ConnectionLost can be raised
+            supabase: bool | None = None  # detected once, with the first migration
+            if env.protected:
+                assert confirm is not None
+                fingerprint = await target_fingerprint(conn)
+                confirmations.check(confirm, *_deploy_binding(environment, pending, fingerprint), what="this deploy")
+            for i, m in enumerate(pending):
+                try:
+                    prepared = await prepare_for(conn, parsed[m.label], rewrite=rewrite, supabase=supabase)
+                    supabase = prepared.supabase
+                    await preflight(conn, environment, m, prepared.statements)
+                    applied.append(
+                        await execute_migration(
+                            conn, environment, m, prepared, timeouts, client=client, prisma_schema=prisma_schema
+                        )
+                    )
+                except ConnectionLost:
+                    raise
+                except PgshiftError as exc:
+                    failure = (i, m, exc)
+                    break
+    except ConnectionLost as lost:
+        i = len(applied)
+        failure = (i, pending[i], await verified_loss(db, environment, lost, prisma_schema))
+    if not pending:
+        return DeployResult(
+            environment=environment,
+            directory=folder.directory,
+            status="up_to_date",
+            warnings=warnings,
+            message=f"'{environment}' has every migration of {folder.directory}: nothing to do.",
+        )
+    if failure is not None:
+        i, m, cause = failure
+        done = ", ".join(a.version for a in applied) or "none"
+        error = db.scrub(str(cause))
+        return DeployResult(
+            environment=environment,
+            directory=folder.directory,
+            status="failed",
+            applied=applied,
+            pending=[p.label for p in pending],
+            failed=m.label,
+            error=error,
+            not_run=[p.label for p in pending[i + 1 :]],
+            warnings=warnings,
+            message=f"deploy stopped at {m.label}: {error} Applied and recorded before it: {done}.",
+        )
+    return DeployResult(
+        environment=environment,
+        directory=folder.directory,
+        status="deployed",
+        applied=applied,
+        pending=[p.label for p in pending],
+        warnings=warnings,
+        message=f"applied {len(applied)} migration(s) to '{environment}', each recorded in the history tables.",
+    )
+
+
+def render_status(status: MigrationStatus) -> str:
+    """A plain-text table for the CLI: one row per migration, one column per environment."""
+    envs = [s.environment for s in status.environments]
+    header = ["version", "name", *envs]
+    rows = [
+        [m.version, m.name if m.local else f"{m.name} (not in folder)", *(m.states.get(e, "-") for e in envs)]
+        for m in status.migrations
+    ]
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = [f"{status.kind} migrations in {status.directory}", ""]
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]]
+    lines.append("")
+    for s in status.environments:
+        if not s.reachable:
+            lines.append(f"{s.environment}: unreachable: {s.error}")
+            continue
+        sync = "in sync" if s.in_sync else "NOT in sync"
+        lines.append(
+            f"{s.environment}: {sync} (applied {s.applied}, pending {s.pending}, failed {s.failed}, "
+            f"edited {s.edited}, missing locally {s.missing_locally})"
+        )
+    lines += [f"warning: {w}" for w in status.warnings]
+    return "\n".join(lines)
+
+
+def render_deploy(result: DeployResult) -> str:
+    """A plain-text report of a deploy for the CLI."""
+    lines = [result.message]
+    lines += [f"  applied {a.version} {a.name} ({a.duration_ms} ms)" for a in result.applied]
+    if result.failed:
+        lines.append(f"  FAILED  {result.failed}")
+    lines += [f"  not run {label}" for label in result.not_run]
+    if result.status == "confirmation_required":
+        lines += [f"  pending {label}" for label in result.pending]
+    lines += [f"warning: {w}" for w in result.warnings]
+    return "\n".join(lines)

@@ -1,0 +1,72 @@
+"""Which schemas an introspection reads: SQL fragments shared by every catalog query.
+
+Every query takes the same two bind parameters: `$1` the excluded schemas (text[]) and `$2` the
+included schemas (text[] or NULL for all). System schemas (`pg_*`, information_schema) are always out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+# Schemas Supabase creates and manages; excluded unless the caller asks for them. References into
+# them (a foreign key to auth.users, a policy calling auth.uid()) stay in the model as references.
+SUPABASE_MANAGED_SCHEMAS: tuple[str, ...] = (
+    "_analytics",
+    "_realtime",
+    "_supavisor",
+    "auth",
+    "cron",
+    "extensions",
+    "graphql",
+    "graphql_public",
+    "net",
+    "pgbouncer",
+    "pgmq",
+    "pgsodium",
+    "pgsodium_masks",
+    "pgtle",
+    "realtime",
+    "repack",
+    "storage",
+    "supabase_functions",
+    "supabase_migrations",
+    "tiger",
+    "tiger_data",
+    "topology",
+    "vault",
+)
+
+SYSTEM_SCHEMAS: tuple[str, ...] = ("information_schema", "pg_catalog", "pg_toast")
+
+# Extensions a Supabase project has from the start (they live in managed schemas).
+SUPABASE_DEFAULT_EXTENSIONS: tuple[str, ...] = (
+    "pg_graphql",
+    "pg_stat_statements",
+    "pgsodium",
+    "supabase_vault",
+)
+
+
+def schema_filter(alias: str) -> str:
+    """SQL predicate on `<alias>.nspname` using the bind parameters $1 (excluded) and $2 (included or NULL)."""
+    return (
+        f"({alias}.nspname <> ALL($1::text[]) AND {alias}.nspname NOT LIKE 'pg\\_%'"
+        f" AND ($2::text[] IS NULL OR {alias}.nspname = ANY($2::text[])))"
+    )
+
+
+def not_extension_member(catalog: str, oid_expr: str) -> str:
+    """SQL predicate: the object `oid_expr` of system catalog `catalog` was not created by an extension."""
+    return (
+        f"NOT EXISTS (SELECT FROM pg_catalog.pg_depend x WHERE x.classid = '{catalog}'::regclass"
+        f" AND x.objid = {oid_expr} AND x.deptype = 'e')"
+    )
+
+
+def filter_args(schemas: Sequence[str] | None, include_managed: bool) -> tuple[list[str], list[str] | None]:
+    """The ($1, $2) bind values for a schema selection."""
+    excluded = list(SYSTEM_SCHEMAS) + ([] if include_managed else list(SUPABASE_MANAGED_SCHEMAS))
+    if schemas is not None:
+        # Naming a managed schema explicitly includes it.
+        excluded = [s for s in excluded if s not in schemas or s in SYSTEM_SCHEMAS]
+    return excluded, (list(schemas) if schemas is not None else None)

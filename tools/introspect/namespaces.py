@@ -1,0 +1,76 @@
+"""Schemas, extensions and collations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import asyncpg
+
+from tools.introspect.filters import not_extension_member, schema_filter
+from tools.model import Collation, Extension, Namespace
+
+NAMESPACES = f"""
+SELECT n.nspname AS name, d.description AS comment
+FROM pg_catalog.pg_namespace n
+LEFT JOIN pg_catalog.pg_description d
+  ON d.objoid = n.oid AND d.classoid = 'pg_catalog.pg_namespace'::regclass AND d.objsubid = 0
+WHERE {schema_filter("n")} AND {not_extension_member("pg_catalog.pg_namespace", "n.oid")}
+"""
+
+
+def namespaces(rows: Iterable[asyncpg.Record]) -> tuple[Namespace, ...]:
+    return tuple(sorted((Namespace(r["name"], r["comment"]) for r in rows), key=lambda o: o.key))
+
+
+# Extensions are database-wide: read whatever schema they live in (the caller filters defaults out).
+EXTENSIONS = """
+SELECT e.extname AS name, n.nspname AS schema, e.extversion AS version, d.description AS comment
+FROM pg_catalog.pg_extension e
+JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
+LEFT JOIN pg_catalog.pg_description d
+  ON d.objoid = e.oid AND d.classoid = 'pg_catalog.pg_extension'::regclass AND d.objsubid = 0
+WHERE e.extname <> 'plpgsql'
+"""
+
+
+def extensions(rows: Iterable[asyncpg.Record], skip: Iterable[str]) -> tuple[Extension, ...]:
+    skipped = set(skip)
+    return tuple(
+        sorted(
+            (
+                Extension(r["name"], r["schema"], r["version"], r["comment"])
+                for r in rows
+                if r["name"] not in skipped
+            ),
+            key=lambda o: o.key,
+        )
+    )
+
+
+# colllocale (PostgreSQL 17+) was colliculocale before: read either through to_jsonb.
+COLLATIONS = f"""
+SELECT n.nspname AS schema, c.collname AS name, c.collprovider::text AS provider,
+       coalesce(to_jsonb(c) ->> 'colllocale', to_jsonb(c) ->> 'colliculocale', c.collcollate) AS locale,
+       c.collctype AS ctype, c.collisdeterministic AS deterministic, d.description AS comment
+FROM pg_catalog.pg_collation c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.collnamespace
+LEFT JOIN pg_catalog.pg_description d
+  ON d.objoid = c.oid AND d.classoid = 'pg_catalog.pg_collation'::regclass AND d.objsubid = 0
+WHERE {schema_filter("n")} AND {not_extension_member("pg_catalog.pg_collation", "c.oid")}
+"""
+
+
+def collations(rows: Iterable[asyncpg.Record]) -> tuple[Collation, ...]:
+    out = [
+        Collation(
+            r["schema"],
+            r["name"],
+            r["provider"],
+            r["locale"],
+            r["ctype"] if r["provider"] == "c" else None,
+            r["deterministic"],
+            r["comment"],
+        )
+        for r in rows
+    ]
+    return tuple(sorted(out, key=lambda o: o.key))

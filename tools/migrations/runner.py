@@ -1,0 +1,408 @@
+"""Running a migration on one database: the apply session, the statements, the history, and what failed.
+
+One apply at a time per database (a session advisory lock, waited for within a bound), `lock_timeout` and
+`statement_timeout` set, and the statements plus the history rows in one transaction. A script holding
+statements that cannot run in a transaction (`CREATE INDEX CONCURRENTLY`, or its own BEGIN/COMMIT around
+them) runs step by step, each step the way it needs, and a failure says exactly which statements ran.
+Used by `apply_migration` (tools/apply.py) and `deploy` (tools/deploy.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+import asyncpg
+from pydantic import BaseModel, ConfigDict, Field
+
+from tools import ledger
+from tools.databases import Databases
+from tools.errors import ConfigError, DatabaseError, NotAllowed, PgshiftError
+from tools.migrations.check import EXTENSIONS_SQL, ROLES_SQL, find_missing
+from tools.migrations.folder import Migration, checksum, checksum_matches
+from tools.migrations.lint import LintFinding
+from tools.migrations.steps import Prepared, Statement, body, plan_steps, prepare
+
+DEFAULT_LOCK_TIMEOUT_MS = 5_000
+DEFAULT_STATEMENT_TIMEOUT_MS = 10 * 60_000
+DEFAULT_BUSY_WAIT_MS = 15_000
+APPLY_LOCK_KEY = 0x70_67_73_68_69_66_74  # "pgshift": one apply at a time per database
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class PlannedStatement(Frozen):
+    index: int = Field(description="1-based position in the migration")
+    line: int = Field(description="Line of the migration file where the statement starts")
+    sql: str
+    transactional: bool = Field(description="False for statements PostgreSQL refuses inside a transaction")
+    original: str | None = Field(None, description="The author's text, when `sql` is a rewrite of it")
+    rewrites: list[str] = Field(default_factory=list, description="Why the statement was rewritten for the target")
+
+
+class ApplyResult(Frozen):
+    environment: str
+    version: str
+    name: str
+    source: str = Field(description="prisma, supabase or sql (given inline)")
+    checksum: str
+    status: Literal["applied", "already_applied", "confirmation_required", "dry_run"]
+    mode: Literal["single_transaction", "stepwise"] = Field(
+        description="single_transaction: statements and history commit together; stepwise: the script has "
+        "statements that cannot run in a transaction"
+    )
+    statements: list[PlannedStatement]
+    target_fingerprint: str | None = Field(None, description="Schema fingerprint the confirmation is bound to")
+    confirmation_token: str | None = Field(
+        None, description="Pass back as confirm=... with the same migration to apply it on a protected environment"
+    )
+    recorded_in: list[str] = Field(default_factory=list, description="History tables written")
+    hazards: list[LintFinding] = Field(
+        default_factory=list, description="Lint findings for the target (shown with the plan before confirmation)"
+    )
+    blockers: list[str] = Field(default_factory=list, description="Dry run: why applying now would fail")
+    changes: list[str] | None = Field(
+        None, description="Dry run: schema objects the migration would add (+), drop (-) or change (~)"
+    )
+    duration_ms: int | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    lock_ms: int = DEFAULT_LOCK_TIMEOUT_MS
+    statement_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS
+    busy_ms: int = DEFAULT_BUSY_WAIT_MS
+
+
+class ConnectionLost(DatabaseError):
+    """The session died mid-apply. Whether the last transaction committed is checked on a new connection."""
+
+    def __init__(self, message: str, sqlstate: str | None, migration: Migration) -> None:
+        super().__init__(message, sqlstate)
+        self.migration = migration
+
+
+def planned_statements(prepared: Prepared) -> list[PlannedStatement]:
+    """The statements that run (the author's transaction control left out), numbered from 1."""
+    rows = [
+        (s, original, reasons)
+        for s, original, reasons in zip(prepared.statements, prepared.originals, prepared.reasons, strict=True)
+        if s.tx_control is None
+    ]
+    return [
+        PlannedStatement(
+            index=i,
+            line=s.line,
+            sql=s.text,
+            transactional=s.transactional,
+            original=original if original != s.text else None,
+            rewrites=list(reasons),
+        )
+        for i, (s, original, reasons) in enumerate(rows, start=1)
+    ]
+
+
+SUPABASE_SCHEMAS = """
+SELECT count(*) = 3 FROM pg_catalog.pg_namespace WHERE nspname IN ('auth', 'storage', 'extensions')
+"""
+
+
+async def prepare_for(
+    conn: asyncpg.Connection, statements: Sequence[Statement], *, rewrite: bool, supabase: bool | None = None
+) -> Prepared:
+    """The statements as they will run on the target behind `conn` (a Supabase database when it has the auth,
+    storage and extensions schemas, unless `supabase` says)."""
+    if supabase is None:
+        supabase = bool(await conn.fetchval(SUPABASE_SCHEMAS))
+    return prepare(statements, supabase=supabase, rewrite=rewrite)
+
+
+def statements_digest(statements: Sequence[PlannedStatement]) -> str:
+    return checksum("\x1e".join(s.sql for s in statements))
+
+
+# ---------------------------------------------------------------------------------------------- the session
+
+
+@asynccontextmanager
+async def apply_session(db: Databases, environment: str, timeouts: Timeouts) -> AsyncIterator[asyncpg.Connection]:
+    """A connection holding the database's apply lock, with lock_timeout and statement_timeout set."""
+    if db.environment(environment).uses_transaction_pooler:
+        raise ConfigError(
+            f"'{environment}' connects through Supabase's transaction pooler (port 6543), which can move each "
+            "transaction to another server session: the apply lock and timeouts would not hold. Nothing was run. "
+            "Use the direct connection or the session pooler (port 5432) for migrations."
+        )
+    async with db.connection(environment) as conn:
+        try:
+            await conn.execute(f"SET lock_timeout = {int(timeouts.busy_ms)}")
+            await conn.execute("SELECT pg_advisory_lock($1)", APPLY_LOCK_KEY)
+        except asyncpg.LockNotAvailableError:
+            holder = await _lock_holder(conn)
+            raise DatabaseError(
+                f"another migration is being applied to '{environment}'{holder}: waited {timeouts.busy_ms} ms for it. "
+                "Nothing was run and the history is unchanged; retry when it has finished.",
+                "55P03",
+            ) from None
+        try:
+            await conn.execute(
+                f"SET lock_timeout = {int(timeouts.lock_ms)}; SET statement_timeout = {int(timeouts.statement_ms)}"
+            )
+            yield conn
+        finally:
+            if _usable(conn):
+                try:
+                    await conn.execute("RESET lock_timeout; RESET statement_timeout")
+                    await conn.execute("SELECT pg_advisory_unlock($1)", APPLY_LOCK_KEY)
+                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+                    conn.terminate()  # the pool replaces it; the server releases the lock with the session
+
+
+def _usable(conn: asyncpg.Connection) -> bool:
+    """False once the connection is closed (or the pool already took a broken one back)."""
+    try:
+        return not conn.is_closed()
+    except asyncpg.InterfaceError:
+        return False
+
+
+async def _lock_holder(conn: asyncpg.Connection) -> str:
+    row = await conn.fetchrow(
+        """SELECT a.pid, a.application_name, a.backend_start FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+           WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+             AND l.classid = ($1::bigint >> 32)::oid AND l.objid = ($1::bigint & 4294967295)::oid
+             AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())""",
+        APPLY_LOCK_KEY,
+    )
+    return f" (session pid {row['pid']} holds the apply lock)" if row else ""
+
+
+async def target_fingerprint(conn: asyncpg.Connection) -> str:
+    """The target's schema fingerprint, which confirmation tokens are bound to."""
+    from tools.introspect import introspect
+
+    return (await introspect(conn)).fingerprint()
+
+
+# ---------------------------------------------------------------------------------------------- running
+
+
+def excerpt(sql: str, limit: int = 160) -> str:
+    one_line = " ".join(sql.split())
+    return one_line if len(one_line) <= limit else one_line[: limit - 1] + "…"
+
+
+def describe_failure(exc: BaseException, timeouts: Timeouts) -> tuple[str, str | None]:
+    """What PostgreSQL said, in a sentence, and the SQLSTATE."""
+    if isinstance(exc, asyncpg.LockNotAvailableError):
+        return (
+            f"could not get a lock within lock_timeout ({timeouts.lock_ms} ms): another session holds a lock on "
+            "an object this statement changes",
+            exc.sqlstate,
+        )
+    if isinstance(exc, asyncpg.QueryCanceledError):
+        return f"cancelled by statement_timeout ({timeouts.statement_ms} ms) or by another session", exc.sqlstate
+    if isinstance(exc, asyncpg.PostgresConnectionError | asyncpg.AdminShutdownError | asyncpg.InterfaceError | OSError):
+        return f"the connection was lost ({type(exc).__name__}: {exc})", getattr(exc, "sqlstate", None)
+    if isinstance(exc, asyncpg.PostgresError):
+        detail = f" ({exc.detail})" if getattr(exc, "detail", None) else ""
+        return f"PostgreSQL error {exc.sqlstate}: {exc}{detail}", exc.sqlstate
+    return f"{type(exc).__name__}: {exc}", None
+
+
+_CONNECTION_LOST = (asyncpg.PostgresConnectionError, asyncpg.AdminShutdownError, asyncpg.InterfaceError, OSError)
+
+
+async def _run(conn: asyncpg.Connection, statement: Statement) -> None:
+    await conn.execute(statement.text)
+
+
+async def execute_migration(
+    conn: asyncpg.Connection,
+    environment: str,
+    migration: Migration,
+    prepared: Prepared,
+    timeouts: Timeouts,
+    *,
+    client: str = "pgshift",
+    prisma_schema: str = ledger.DEFAULT_PRISMA_SCHEMA,
+) -> ApplyResult:
+    """Run the prepared statements of `migration` on `conn` (holding the apply lock) and record the history."""
+    statements = prepared.statements
+    planned = planned_statements(prepared)
+    steps = plan_steps(statements)
+    single = len(steps) <= 1 and all(step.transactional for step in steps)
+    started_at = datetime.now(UTC)
+    t0 = time.perf_counter()
+    index_of = {id(s): i for i, s in enumerate(body(statements), start=1)}
+    ran: list[Statement] = []  # committed statements (stepwise mode)
+    label = f"migration {migration.version} ({migration.name})"
+    total = len(planned)
+    current: Statement | None = None
+
+    async def record(outcome: Literal["applied", "failed"], error: str | None) -> None:
+        await ledger.record(
+            conn,
+            migration,
+            statements=[s.text for s in body(statements if outcome == "applied" else ran)],
+            started_at=started_at,
+            duration_ms=int((time.perf_counter() - t0) * 1000),
+            outcome=outcome,
+            error=error,
+            client=client,
+            prisma_schema=prisma_schema,
+        )
+
+    try:
+        for n, step in enumerate(steps, start=1):
+            last = n == len(steps)
+            if step.transactional:
+                async with conn.transaction():
+                    for current in step.statements:
+                        await _run(conn, current)
+                    if last:
+                        current = None
+                        await record("applied", None)
+                ran.extend(step.statements)
+            else:
+                (current,) = step.statements
+                await _run(conn, current)
+                ran.append(current)
+        if not steps or not steps[-1].transactional:
+            current = None
+            async with conn.transaction():
+                await record("applied", None)
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        reason, sqlstate = describe_failure(exc, timeouts)
+        where = (
+            f"statement {index_of[id(current)]} of {total} (line {current.line}: {excerpt(current.text)})"
+            if current is not None
+            else "while recording the history"
+        )
+        lost = isinstance(exc, _CONNECTION_LOST)
+        if single or not ran:
+            state = (
+                "The transaction was rolled back (PostgreSQL rolls back an open transaction when its session ends)"
+                if lost
+                else "The transaction was rolled back"
+            ) + ": nothing of this migration remains and the history tables are unchanged."
+            if lost:
+                raise ConnectionLost(f"{label} failed at {where}: {reason}. {state}", sqlstate, migration) from None
+            raise DatabaseError(f"{label} failed at {where}: {reason}. {state}", sqlstate) from None
+        ran_text = ", ".join(str(index_of[id(s)]) for s in ran)
+        state = (
+            f"Statements {ran_text} of {total} ran and stay committed (they cannot run in one transaction); "
+            f"statement {index_of[id(current)] if current is not None else '-'} failed and the rest did not run."
+        )
+        recorded = ""
+        if not lost:
+            try:
+                async with conn.transaction():
+                    await record("failed", f"{where}: {reason}")
+                recorded = " The attempt is recorded as failed in pgshift.migrations" + (
+                    " and _prisma_migrations" if migration.prisma_name else ""
+                )
+                recorded += "; fix the cause, then re-run the remaining statements or resolve it by hand."
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+                recorded = " Recording the failed attempt failed too: the history tables do not mention it."
+        if any(not s.transactional for s in (current,) if s is not None):
+            state += " A failed CREATE INDEX CONCURRENTLY can leave an INVALID index behind: drop it before retrying."
+        if lost:
+            recorded = " The connection was lost, so the attempt could not be recorded as failed."
+        message = f"{label} failed at {where}: {reason}. {state}{recorded}"
+        if lost:
+            raise ConnectionLost(message, sqlstate, migration) from None
+        raise DatabaseError(message, sqlstate) from None
+    places = [ledger.LEDGER, ledger.SUPABASE] + ([ledger.prisma_table(prisma_schema)] if migration.prisma_name else [])
+    return ApplyResult(
+        environment=environment,
+        version=migration.version,
+        name=migration.name,
+        source=migration.source,
+        checksum=migration.checksum,
+        status="applied",
+        mode="single_transaction" if single else "stepwise",
+        statements=planned,
+        recorded_in=places,
+        duration_ms=int((time.perf_counter() - t0) * 1000),
+        message=f"{label} applied to '{environment}' ({total} statements) and recorded in {', '.join(places)}.",
+    )
+
+
+EXISTING_TABLES = """
+SELECT n.nspname || '.' || c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+"""
+
+
+async def existing_tables(conn: asyncpg.Connection) -> set[str]:
+    """`schema.table` of every table on the target (the linter flags locks only on tables that exist)."""
+    return {r[0] for r in await conn.fetch(EXISTING_TABLES)}
+
+
+async def preflight(
+    conn: asyncpg.Connection, environment: str, migration: Migration, statements: Sequence[Statement]
+) -> None:
+    """Refuse, before any statement runs, what the target cannot do: extensions it does not have, roles the
+    script names that do not exist (those the script creates count)."""
+    extensions = {r["name"] for r in await conn.fetch(EXTENSIONS_SQL)}
+    roles = {r["rolname"] for r in await conn.fetch(ROLES_SQL)}
+    missing_ext, missing_roles = find_missing(statements, extensions, roles)
+    problems = []
+    if missing_ext:
+        names = ", ".join(sorted({m.name for m in missing_ext}))
+        problems.append(
+            f"needs extension(s) {names}, which '{environment}' does not have (not in pg_available_extensions): "
+            "install it on the server (or enable it in the Supabase dashboard), or remove it from the migration"
+        )
+    if missing_roles:
+        names = ", ".join(sorted({m.name for m in missing_roles}))
+        problems.append(f"names role(s) {names}, which do not exist on '{environment}': create them first")
+    if problems:
+        raise NotAllowed(
+            f"migration {migration.version} ({migration.name}) {'; it also '.join(problems)}. "
+            "Nothing was run and the history is unchanged."
+        )
+
+
+def already_applied(history: ledger.History, migration: Migration, environment: str) -> bool:
+    """True when the history records `migration`; refuse when it was recorded with another checksum."""
+    if not history.is_applied(migration):
+        return False
+    recorded = history.recorded_checksum(migration)
+    if recorded is not None and not checksum_matches(migration.sql, recorded):
+        raise NotAllowed(
+            f"migration {migration.version} ({migration.name}) was applied to '{environment}' with checksum "
+            f"{recorded[:12]}…, but the script now has {migration.checksum[:12]}…: it was edited after it was "
+            "applied. Nothing was run. Restore the applied script and put the change in a new migration."
+        )
+    return True
+
+
+async def verified_loss(db: Databases, environment: str, lost: ConnectionLost, prisma_schema: str) -> DatabaseError:
+    """The error for a lost connection, after reading the history on a new connection.
+
+    A session can die after PostgreSQL committed but before we heard back: the history says which happened.
+    """
+    m = lost.migration
+    try:
+        async with db.read_only(environment) as conn:
+            history = await ledger.read_history(conn, prisma_schema)
+    except (PgshiftError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+        return DatabaseError(
+            f"{lost} Could not reconnect to check the history: run list_migrations before retrying.", lost.sqlstate
+        )
+    if history.is_applied(m):
+        return DatabaseError(
+            f"the connection to '{environment}' was lost while applying migration {m.version} ({m.name}), but a new "
+            "connection shows it committed: it is applied and recorded. Nothing more to do for it.",
+            lost.sqlstate,
+        )
+    return DatabaseError(f"{lost} Checked on a new connection: {m.version} is not recorded as applied.", lost.sqlstate)

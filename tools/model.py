@@ -1,0 +1,503 @@
+"""The schema model: frozen, normalised values read from one database (see `tools.introspect`).
+
+Every object has a stable `key`: its schema-qualified name, quoted the way PostgreSQL prints it
+(`public.orders`, `public."Order"`). Objects scoped to a table (columns, constraints, triggers, policies)
+use `<table key>.<name>`; functions add their identity arguments (`public.f(integer, text)`); privileges
+read `<kind> <object key> TO <grantee>`. Nothing is identified by OID, so two databases compare.
+
+Normalisation (done by the introspection, relied on by the diff):
+- every collection is a tuple sorted by `key`; columns stay in table order (attnum);
+- definitions (`pg_get_*def`, defaults, expressions) are read with `search_path = pg_catalog`, so every
+  user object in them is schema-qualified whatever the session's search_path;
+- objects created by an extension, internal triggers, and partition clones of constraints and triggers
+  are left out (they follow from their parent); PostgreSQL 18's NOT NULL constraints are folded into
+  `Column.not_null`;
+- owners are not compared, and a privilege held by an object's owner is not listed.
+
+The model is data only: no I/O, no SQL generation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from tools.sql import qualified, quote_ident
+
+
+@lru_cache(maxsize=1 << 17)
+def qname(schema: str, name: str) -> str:
+    """The key of a schema-level object: `schema.name`, each part quoted as needed."""
+    return qualified(schema, name)
+
+
+@lru_cache(maxsize=1 << 17)
+def ident(name: str) -> str:
+    """`quote_ident`, memoised: catalogs repeat the same names many times."""
+    return quote_ident(name)
+
+
+def member_key(parent_key: str, name: str) -> str:
+    """The key of an object scoped to a table or view: `schema.table.name`."""
+    return f"{parent_key}.{ident(name)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Namespace:
+    """A schema (`CREATE SCHEMA`)."""
+
+    name: str
+    comment: str | None = None
+
+    key: str = field(init=False, compare=False, repr=False)  # cached at construction
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", quote_ident(self.name))
+
+
+@dataclass(frozen=True, slots=True)
+class Extension:
+    name: str
+    schema: str
+    version: str
+    comment: str | None = None
+
+    key: str = field(init=False, compare=False, repr=False)  # cached at construction
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", quote_ident(self.name))
+
+
+@dataclass(frozen=True, slots=True)
+class Collation:
+    schema: str
+    name: str
+    provider: str  # 'c' (libc), 'i' (icu), 'b' (builtin), 'd' (default)
+    locale: str | None  # ICU locale or builtin locale; for libc the collate value
+    ctype: str | None
+    deterministic: bool
+    comment: str | None = None
+
+    key: str = field(init=False, compare=False, repr=False)  # cached at construction
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", qname(self.schema, self.name))
+
+
+@dataclass(frozen=True, slots=True)
+class Enum:
+    schema: str
+    name: str
+    values: tuple[str, ...]  # in sort order (enumsortorder)
+    comment: str | None = None
+
+    key: str = field(init=False, compare=False, repr=False)  # cached at construction
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", qname(self.schema, self.name))
+
+
+@dataclass(frozen=True, slots=True)
+class CheckConstraint:
+    """A named CHECK of a domain; `definition` is pg_get_constraintdef (e.g. `CHECK (VALUE > 0)`)."""
+
+    name: str
+    definition: str
+    validated: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Domain:
+    schema: str
+    name: str
+    base_type: str  # format_type of the base type, with modifiers
+    not_null: bool
+    default: str | None
+    collation: str | None  # qualified collation name when not the base type's default
+    constraints: tuple[CheckConstraint, ...]  # sorted by name
+    comment: str | None = None
+
+    key: str = field(init=False, compare=False, repr=False)  # cached at construction
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", qname(self.schema, self.name))
+
+
+@dataclass(frozen=True, slots=True)
+class Attribute:
+    """One attribute of a composite type."""
+
+    name: str
+    type: str
+    collation: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CompositeType:
+    schema: str
+    name: str
+    attributes: tuple[Attribute, ...]  # in declaration order
+    comment: str | None = None
+
+    key: str = field(init=False, compare=False, repr=False)  # cached at construction
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", qname(self.schema, self.name))
+
+
+@dataclass(frozen=True, slots=True)
+class SequenceOptions:
+    """The options of a sequence or of an identity column's sequence."""
+
+    data_type: str  # smallint | integer | bigint
+    start: int
+    increment: int
+    min_value: int
+    max_value: int
+    cache: int
+    cycle: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Sequence:
+    """A standalone or serial sequence (identity sequences live in `Column.identity`)."""
+
+    schema: str
+    name: str
+    options: SequenceOptions
+    owned_by: str | None  # column key `schema.table.column` (OWNED BY), else None
+    comment: str | None = None
+
+    key: str = field(init=False, compare=False, repr=False)  # cached at construction
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", qname(self.schema, self.name))
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    generation: str  # 'ALWAYS' | 'BY DEFAULT'
+    options: SequenceOptions
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    type: str  # format_type(atttypid, atttypmod): `character varying(120)`, `public.status_1`, `integer[]`
+    not_null: bool
+    default: str | None = None  # pg_get_expr of the default (None for generated columns)
+    identity: Identity | None = None
+    generated: str | None = None  # expression of a generated column
+    generated_kind: str | None = None  # 'STORED' | 'VIRTUAL' (PostgreSQL 18) when generated
+    collation: str | None = None  # qualified collation when it differs from the type's default
+    inherited: bool = False  # True when the column comes only from a parent (attislocal = false)
+    comment: str | None = None
+    # PostgreSQL 18 names NOT NULL constraints: kept only when not the default `<table>_<column>_not_null`
+    # (a partition detached keeps its parent's names), so PostgreSQL 15 and 18 models still compare.
+    not_null_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    schema: str
+    name: str
+    columns: tuple[Column, ...]  # in attnum order
+    partitioned: bool = False  # relkind 'p'
+    partition_key: str | None = None  # pg_get_partkeydef: `RANGE (logdate)`
+    partition_of: str | None = None  # parent table key when this is a partition
+    partition_bound: str | None = None  # `FOR VALUES FROM ('2005-02-01') TO ('2005-03-01')`, `DEFAULT`
+    inherits: tuple[str, ...] = ()  # parent table keys (plain inheritance), in inhseqno order
+    unlogged: bool = False
+    rls_enabled: bool = False
+    rls_forced: bool = False
+    replica_identity: str = "DEFAULT"  # DEFAULT | NOTHING | FULL | INDEX
+    options: tuple[str, ...] = ()  # reloptions, sorted (`fillfactor=70`)
+    comment: str | None = None
+
+    key: str = field(init=False, compare=False, repr=False)  # cached at construction
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", qname(self.schema, self.name))
+
+    def column(self, name: str) -> Column | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    schema: str
+    name: str
+    materialized: bool
+    definition: str  # pg_get_viewdef(oid, true): the SELECT, objects schema-qualified
+    columns: tuple[Column, ...]  # output columns in order (type, comment)
+    options: tuple[str, ...] = ()  # reloptions, sorted (`security_invoker=true`, `check_option=local`)
+    comment: str | None = None
+
+    key: str = field(init=False, compare=False, repr=False)  # cached at construction
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", qname(self.schema, self.name))
+
+
+@dataclass(frozen=True, slots=True)
+class Constraint:
+    """A table constraint: primary key, foreign key, unique, check, exclusion or constraint trigger."""
+
+    schema: str
+    table: str  # table key
+    name: str
+    type: str  # PRIMARY KEY | FOREIGN KEY | UNIQUE | CHECK | EXCLUDE | TRIGGER
+    definition: str  # pg_get_constraintdef: `FOREIGN KEY (z) REFERENCES public.orders(order_id) ON DELETE CASCADE`
+    columns: tuple[str, ...] = ()  # constrained columns in key order
+    validated: bool = True  # False for NOT VALID
+    deferrable: bool = False
+    initially_deferred: bool = False
+    references: str | None = None  # FK: referenced table key (kept when it is in a managed schema, e.g. auth.users)
+    referenced_columns: tuple[str, ...] = ()
+    on_update: str | None = None  # FK: NO ACTION | RESTRICT | CASCADE | SET NULL | SET DEFAULT
+    on_delete: str | None = None
+    match: str | None = None  # FK: SIMPLE | FULL | PARTIAL
+    index: str | None = None  # key of the index backing a PK / UNIQUE / EXCLUDE constraint
+    comment: str | None = None
+
+    key: str = field(init=False, compare=False, repr=False)  # cached at construction
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", member_key(self.table, self.name))
+
+
+@dataclass(frozen=True, slots=True)
+class Index:
+    schema: str
+    name: str
+    table: str  # key of the table or materialized view
+    definition: str  # pg_get_indexdef: `CREATE UNIQUE INDEX x ON public.t USING btree (a) INCLUDE (b) WHERE ...`
+    method: str  # btree | hash | gin | gist | brin | spgist | hnsw ...
+    unique: bool
+    primary: bool
+    key_columns: tuple[str, ...]  # column names or expressions, with opclass/order/collation as printed
+    include: tuple[str, ...] = ()  # INCLUDE columns
+    predicate: str | None = None  # partial index WHERE clause
+    constraint: str | None = None  # key of the constraint this index backs (then it is created by the constraint)
+    parent_index: str | None = None  # key of the partitioned-table index it is attached to
+    valid: bool = True
+    comment: str | None = None
+
+    key: str = field(init=False, compare=False, repr=False)  # cached at construction
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", qname(self.schema, self.name))
+
+
+@dataclass(frozen=True, slots=True)
+class Function:
+    """A function or procedure; overloads differ by `identity_arguments`."""
+
+    schema: str
+    name: str
+    kind: str  # FUNCTION | PROCEDURE | WINDOW
+    identity_arguments: str  # pg_get_function_identity_arguments: `i integer, t text[]`
+    arguments: str  # pg_get_function_arguments (with defaults)
+    result: str | None  # pg_get_function_result (`TABLE(a text, c integer)`, `trigger`); None for procedures
+    language: str
+    volatility: str  # IMMUTABLE | STABLE | VOLATILE
+    strict: bool
+    security_definer: bool
+    leakproof: bool
+    parallel: str  # SAFE | RESTRICTED | UNSAFE
+    config: tuple[str, ...]  # proconfig (`search_path=public`), sorted
+    body: str  # prosrc (or the SQL-standard body as printed)
+    definition: str  # pg_get_functiondef: a complete CREATE OR REPLACE statement
+    comment: str | None = None
+    standard_body: bool = False  # a SQL-standard body (BEGIN ATOMIC / RETURN): parsed, its dependencies tracked
+
+    key: str = field(init=False, compare=False, repr=False)  # cached at construction
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", f"{qname(self.schema, self.name)}({self.identity_arguments})")
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    schema: str
+    table: str  # table or view key
+    name: str
+    definition: str  # pg_get_triggerdef
+    timing: str  # BEFORE | AFTER | INSTEAD OF
+    events: tuple[str, ...]  # INSERT | UPDATE | DELETE | TRUNCATE (UPDATE OF cols shows in definition)
+    level: str  # ROW | STATEMENT
+    function: str  # function key `schema.name()` without arguments' types: `public.touch_updated_at`
+    when: str | None = None
+    enabled: str = "O"  # tgenabled: O (origin), D (disabled), R (replica), A (always)
+    comment: str | None = None
+
+    key: str = field(init=False, compare=False, repr=False)  # cached at construction
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", member_key(self.table, self.name))
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    schema: str
+    table: str  # table key
+    name: str
+    command: str  # ALL | SELECT | INSERT | UPDATE | DELETE
+    permissive: bool
+    roles: tuple[str, ...]  # sorted; ('public',) when for every role
+    using: str | None = None
+    with_check: str | None = None
+    comment: str | None = None
+
+    key: str = field(init=False, compare=False, repr=False)  # cached at construction
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", member_key(self.table, self.name))
+
+
+@dataclass(frozen=True, slots=True)
+class Privilege:
+    """Privileges one grantee holds on one object (owners' own privileges are not listed)."""
+
+    object_kind: str  # SCHEMA | TABLE | VIEW | MATERIALIZED VIEW | SEQUENCE | FUNCTION | PROCEDURE | COLUMN | TYPE
+    object: str  # key of the object; for COLUMN the column key `schema.table.column`
+    grantee: str  # role name, or PUBLIC
+    privileges: tuple[str, ...]  # sorted: SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER, USAGE...
+    grantable: tuple[str, ...] = ()  # the subset held WITH GRANT OPTION
+
+    key: str = field(init=False, compare=False, repr=False)  # cached at construction
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", f"{self.object_kind} {self.object} TO {self.grantee}")
+
+
+@dataclass(frozen=True, slots=True)
+class Dependency:
+    """`kind key` depends on `on_kind on_key` (from pg_depend; e.g. a view on a table, a default on a sequence).
+
+    Kinds use the names of `KINDS` (plus "column" for a single column). Only user objects in the model appear.
+    """
+
+    kind: str
+    key: str
+    on_kind: str
+    on_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Schema:
+    """Everything read from one database. Each tuple is sorted by key (see `normalised`)."""
+
+    namespaces: tuple[Namespace, ...] = ()
+    extensions: tuple[Extension, ...] = ()
+    collations: tuple[Collation, ...] = ()
+    enums: tuple[Enum, ...] = ()
+    domains: tuple[Domain, ...] = ()
+    composite_types: tuple[CompositeType, ...] = ()
+    sequences: tuple[Sequence, ...] = ()
+    tables: tuple[Table, ...] = ()
+    views: tuple[View, ...] = ()
+    constraints: tuple[Constraint, ...] = ()
+    indexes: tuple[Index, ...] = ()
+    functions: tuple[Function, ...] = ()
+    triggers: tuple[Trigger, ...] = ()
+    policies: tuple[Policy, ...] = ()
+    privileges: tuple[Privilege, ...] = ()
+    dependencies: tuple[Dependency, ...] = ()  # sorted; derived data, not diffed
+    # Not part of the model's identity (excluded from fingerprint and diff):
+    server_version_num: int = field(default=0, compare=False)
+    included_schemas: tuple[str, ...] = field(default=(), compare=False)
+
+    def normalised(self) -> Schema:
+        """The same schema with every collection sorted by key (introspection already returns this)."""
+        updates: dict[str, Any] = {}
+        for attr, _kind in COLLECTIONS:
+            items = getattr(self, attr)
+            updates[attr] = tuple(sorted(items, key=lambda o: o.key))
+        updates["dependencies"] = tuple(sorted(set(self.dependencies), key=_dependency_sort_key))
+        return dataclasses.replace(self, **updates)
+
+    def objects(self, kind: str) -> tuple[Any, ...]:
+        """The collection of one kind (see `KINDS`); columns are read from tables and views."""
+        return getattr(self, _ATTR_OF_KIND[kind])  # type: ignore[no-any-return]
+
+    def by_key(self, kind: str) -> dict[str, Any]:
+        return {o.key: o for o in self.objects(kind)}
+
+    def table(self, key: str) -> Table | None:
+        return next((t for t in self.tables if t.key == key), None)
+
+    def fingerprint(self) -> str:
+        """A stable sha256 (hex) of the normalised model: equal schemas give equal fingerprints."""
+        digest = hashlib.sha256()
+        norm = self.normalised()
+        for attr, _kind in (*COLLECTIONS, ("dependencies", "dependency")):
+            digest.update(attr.encode())
+            for obj in getattr(norm, attr):
+                digest.update(json.dumps(to_plain(obj), separators=(",", ":"), sort_keys=True).encode())
+                digest.update(b"\n")
+        return digest.hexdigest()
+
+    def __iter__(self) -> Iterator[Any]:
+        for attr, _kind in COLLECTIONS:
+            yield from getattr(self, attr)
+
+
+def _dependency_sort_key(d: Dependency) -> tuple[str, str, str, str]:
+    return (d.kind, d.key, d.on_kind, d.on_key)
+
+
+# (attribute of Schema, kind name) for every diffable top-level collection, in creation order.
+COLLECTIONS: tuple[tuple[str, str], ...] = (
+    ("namespaces", "schema"),
+    ("extensions", "extension"),
+    ("collations", "collation"),
+    ("enums", "enum"),
+    ("domains", "domain"),
+    ("composite_types", "composite_type"),
+    ("sequences", "sequence"),
+    ("tables", "table"),
+    ("views", "view"),
+    ("constraints", "constraint"),
+    ("indexes", "index"),
+    ("functions", "function"),
+    ("triggers", "trigger"),
+    ("policies", "policy"),
+    ("privileges", "privilege"),
+)
+_ATTR_OF_KIND = {kind: attr for attr, kind in COLLECTIONS}
+
+# Every kind the diff knows. "column" is diffed on its own (keyed `schema.table.column`) and is not
+# part of the "table" comparison; "view" covers views and materialized views.
+KINDS: tuple[str, ...] = (
+    "schema",
+    "extension",
+    "collation",
+    "enum",
+    "domain",
+    "composite_type",
+    "sequence",
+    "table",
+    "column",
+    "view",
+    "constraint",
+    "index",
+    "function",
+    "trigger",
+    "policy",
+    "privilege",
+)
+
+
+def to_plain(value: Any) -> Any:
+    """A JSON-compatible copy of a model value (dataclasses to dicts, tuples to lists)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value) if f.compare}
+    if isinstance(value, tuple | list):
+        return [to_plain(v) for v in value]
+    return value

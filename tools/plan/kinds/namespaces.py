@@ -1,0 +1,83 @@
+"""Schemas, extensions and collations."""
+
+from __future__ import annotations
+
+from tools.model import Collation, Extension, Namespace
+from tools.plan.context import Context
+from tools.plan.ddl import comment_on
+from tools.plan.statement import Hazard, HazardKind, Statement
+from tools.sql import quote_ident, quote_literal
+
+
+class SchemaGenerator:
+    kind = "schema"
+
+    def create(self, new: Namespace, ctx: Context) -> list[Statement]:
+        out = [Statement(sql=f"CREATE SCHEMA {quote_ident(new.name)}", object=f"schema {new.key}")]
+        if new.comment is not None:
+            out.append(Statement(sql=comment_on(f"SCHEMA {quote_ident(new.name)}", new.comment)))
+        return out
+
+    def drop(self, old: Namespace, ctx: Context) -> list[Statement]:
+        return [Statement(sql=f"DROP SCHEMA {quote_ident(old.name)}", object=f"schema {old.key}")]
+
+    def alter(self, old: Namespace, new: Namespace, ctx: Context) -> list[Statement] | None:
+        return [Statement(sql=comment_on(f"SCHEMA {quote_ident(new.name)}", new.comment))]
+
+
+class ExtensionGenerator:
+    kind = "extension"
+
+    def create(self, new: Extension, ctx: Context) -> list[Statement]:
+        sql = (
+            f"CREATE EXTENSION IF NOT EXISTS {quote_ident(new.name)} WITH SCHEMA {quote_ident(new.schema)}"
+            f" VERSION {quote_literal(new.version)}"
+        )
+        return [Statement(sql=sql, object=f"extension {new.key}")]
+
+    def drop(self, old: Extension, ctx: Context) -> list[Statement]:
+        hazard = Hazard.of(HazardKind.DELETES_DATA, f"dropping extension {old.name} drops the objects it created")
+        return [Statement(sql=f"DROP EXTENSION {quote_ident(old.name)}", hazards=(hazard,), object=f"extension {old.key}")]
+
+    def alter(self, old: Extension, new: Extension, ctx: Context) -> list[Statement] | None:
+        out = []
+        name = quote_ident(new.name)
+        if old.schema != new.schema:
+            out.append(Statement(sql=f"ALTER EXTENSION {name} SET SCHEMA {quote_ident(new.schema)}"))
+        if old.version != new.version:
+            out.append(Statement(sql=f"ALTER EXTENSION {name} UPDATE TO {quote_literal(new.version)}"))
+        if old.comment != new.comment:
+            out.append(Statement(sql=comment_on(f"EXTENSION {name}", new.comment)))
+        return out
+
+
+class CollationGenerator:
+    kind = "collation"
+
+    def create(self, new: Collation, ctx: Context) -> list[Statement]:
+        opts: list[str] = []
+        if new.provider == "i":
+            opts += ["provider = icu", f"locale = {quote_literal(new.locale or '')}"]
+        elif new.provider == "b":
+            opts += ["provider = builtin", f"locale = {quote_literal(new.locale or '')}"]
+        else:
+            opts += [f"lc_collate = {quote_literal(new.locale or '')}", f"lc_ctype = {quote_literal(new.ctype or '')}"]
+        if not new.deterministic:
+            opts.append("deterministic = false")
+        out = [Statement(sql=f"CREATE COLLATION {new.key} ({', '.join(opts)})", object=f"collation {new.key}")]
+        if new.comment is not None:
+            out.append(Statement(sql=comment_on(f"COLLATION {new.key}", new.comment)))
+        return out
+
+    def drop(self, old: Collation, ctx: Context) -> list[Statement]:
+        return [Statement(sql=f"DROP COLLATION {old.key}", object=f"collation {old.key}")]
+
+    def alter(self, old: Collation, new: Collation, ctx: Context) -> list[Statement] | None:
+        if (old.provider, old.locale, old.ctype, old.deterministic) != (
+            new.provider,
+            new.locale,
+            new.ctype,
+            new.deterministic,
+        ):
+            return None
+        return [Statement(sql=comment_on(f"COLLATION {new.key}", new.comment))]

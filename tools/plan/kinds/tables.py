@@ -1,0 +1,286 @@
+"""Tables, their columns, and their place in a hierarchy (partition of / inherits)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tools.model import Column, Table
+from tools.plan.context import Context, base_type
+from tools.plan.ddl import column_definition, comment_on, generated_clause, identity_clause, not_null_name
+from tools.plan.statement import Hazard, HazardKind, Statement
+from tools.plan.volatility import is_volatile
+from tools.sql import quote_ident
+
+
+@dataclass(frozen=True)
+class ColumnRef:
+    """A column with its table: the unit the column generator works on (keyed `schema.table.column`)."""
+
+    table: Table
+    column: Column
+
+    @property
+    def key(self) -> str:
+        return f"{self.table.key}.{quote_ident(self.column.name)}"
+
+    def comparable(self) -> Column:
+        """The column without what a plan cannot (and need not) set: whether it is inherited only."""
+        return Column(**{**_fields(self.column), "inherited": False})
+
+
+def _fields(column: Column) -> dict[str, object]:
+    return {name: getattr(column, name) for name in Column.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class Membership:
+    """`child` is a partition (with `bound`) or an inheritance child of `parent`: keyed `child -> parent`."""
+
+    child: str
+    parent: str
+    bound: str | None  # partition bound, None for plain inheritance
+
+    @property
+    def key(self) -> str:
+        return f"{self.child} -> {self.parent}"
+
+
+def memberships(table: Table) -> list[Membership]:
+    if table.partition_of:
+        return [Membership(table.key, table.partition_of, table.partition_bound)]
+    return [Membership(table.key, parent, None) for parent in table.inherits]
+
+
+def _table_tail(new: Table) -> str:
+    inherits = f" INHERITS ({', '.join(new.inherits)})" if new.inherits and not new.partition_of else ""
+    partition_by = f" PARTITION BY {new.partition_key}" if new.partition_key else ""
+    options = f" WITH ({', '.join(new.options)})" if new.options else ""
+    return f"{inherits}{partition_by}{options}"
+
+
+def _rls(new: Table, old: Table | None) -> list[Statement]:
+    out = []
+    authz = Hazard.of(HazardKind.AUTHZ_CHANGE, f"row-level security of {new.key}")
+    if new.rls_enabled != (old.rls_enabled if old else False):
+        action = "ENABLE" if new.rls_enabled else "DISABLE"
+        out.append(Statement(sql=f"ALTER TABLE {new.key} {action} ROW LEVEL SECURITY", hazards=(authz,)))
+    if new.rls_forced != (old.rls_forced if old else False):
+        action = "FORCE" if new.rls_forced else "NO FORCE"
+        out.append(Statement(sql=f"ALTER TABLE {new.key} {action} ROW LEVEL SECURITY", hazards=(authz,)))
+    return out
+
+
+class TableGenerator:
+    kind = "table"
+
+    def create(self, new: Table, ctx: Context) -> list[Statement]:
+        if new.partition_of:
+            sql = f"CREATE TABLE {new.key} PARTITION OF {new.partition_of} {new.partition_bound}{_table_tail(new)}"
+        else:
+            unlogged = "UNLOGGED " if new.unlogged else ""
+            cols = ",\n    ".join(column_definition(c) for c in new.columns if not c.inherited)
+            body = f"(\n    {cols}\n)" if cols else "()"
+            sql = f"CREATE {unlogged}TABLE {new.key} {body}{_table_tail(new)}"
+        out = [Statement(sql=sql, object=f"table {new.key}")]
+        out += _rls(new, None)
+        if new.replica_identity not in ("DEFAULT", "INDEX"):
+            out.append(Statement(sql=f"ALTER TABLE {new.key} REPLICA IDENTITY {new.replica_identity}"))
+        if new.comment is not None:
+            out.append(Statement(sql=comment_on(f"TABLE {new.key}", new.comment)))
+        for c in new.columns:
+            if c.comment is not None and not c.inherited:
+                out.append(Statement(sql=comment_on(f"COLUMN {new.key}.{quote_ident(c.name)}", c.comment)))
+        return out
+
+    def drop(self, old: Table, ctx: Context) -> list[Statement]:
+        hazard = Hazard.of(HazardKind.DELETES_DATA, f"table {old.key} and its rows are dropped")
+        return [Statement(sql=f"DROP TABLE {old.key}", hazards=(hazard,), object=f"table {old.key}")]
+
+    def alter(self, old: Table, new: Table, ctx: Context) -> list[Statement] | None:
+        if (old.partitioned, old.partition_key) != (new.partitioned, new.partition_key):
+            return None  # partitioning cannot be changed in place
+        key = new.key
+        out: list[Statement] = []
+        if old.unlogged != new.unlogged:
+            rewrite = Hazard.of(HazardKind.TABLE_REWRITE, f"{key} is rewritten to change WAL logging")
+            action = "SET UNLOGGED" if new.unlogged else "SET LOGGED"
+            out.append(Statement(sql=f"ALTER TABLE {key} {action}", hazards=(rewrite,)))
+        if old.options != new.options:
+            names = {o.split("=", 1)[0] for o in new.options}
+            reset = [o.split("=", 1)[0] for o in old.options if o.split("=", 1)[0] not in names]
+            if reset:
+                out.append(Statement(sql=f"ALTER TABLE {key} RESET ({', '.join(reset)})"))
+            if new.options:
+                out.append(Statement(sql=f"ALTER TABLE {key} SET ({', '.join(new.options)})"))
+        out += _rls(new, old)
+        if old.replica_identity != new.replica_identity and new.replica_identity != "INDEX":
+            out.append(Statement(sql=f"ALTER TABLE {key} REPLICA IDENTITY {new.replica_identity}"))
+        if old.comment != new.comment:
+            out.append(Statement(sql=comment_on(f"TABLE {key}", new.comment)))
+        return out
+
+
+class MembershipGenerator:
+    """Attach/detach partitions, inherit/no inherit: for tables that exist on both sides."""
+
+    kind = "membership"
+
+    def create(self, new: Membership, ctx: Context) -> list[Statement]:
+        if new.bound is None:
+            return [Statement(sql=f"ALTER TABLE {new.child} INHERIT {new.parent}")]
+        scan = Hazard.of(HazardKind.VALIDATION_SCAN, f"rows of {new.child} are checked against the partition bound")
+        return [Statement(sql=f"ALTER TABLE {new.parent} ATTACH PARTITION {new.child} {new.bound}", hazards=(scan,))]
+
+    def drop(self, old: Membership, ctx: Context) -> list[Statement]:
+        if old.bound is None:
+            return [Statement(sql=f"ALTER TABLE {old.child} NO INHERIT {old.parent}")]
+        lock = Hazard.of(HazardKind.ACCESS_EXCLUSIVE_LOCK, f"{old.parent} is locked while the partition is detached")
+        return [Statement(sql=f"ALTER TABLE {old.parent} DETACH PARTITION {old.child}", hazards=(lock,))]
+
+    def alter(self, old: Membership, new: Membership, ctx: Context) -> list[Statement] | None:
+        return None
+
+
+def _using(column: str, old_type: str, new_type: str, ctx: Context) -> str:
+    if ctx.is_enum(old_type) or ctx.is_enum(new_type):
+        dims = new_type[len(base_type(new_type)) :]
+        return f" USING {column}::text{dims}::{new_type}"
+    return f" USING {column}::{new_type}"
+
+
+class ColumnGenerator:
+    kind = "column"
+
+    def create(self, new: ColumnRef, ctx: Context) -> list[Statement]:
+        c, table = new.column, new.table
+        if c.inherited:
+            return []  # it comes from the parent's ADD COLUMN
+        hazards = []
+        if c.generated and c.generated_kind != "VIRTUAL":
+            hazards.append(Hazard.of(HazardKind.TABLE_REWRITE, f"stored generated column {new.key} is computed"))
+        elif c.identity:
+            hazards.append(Hazard.of(HazardKind.TABLE_REWRITE, f"identity column {new.key} is filled"))
+        elif c.default is not None and is_volatile(c.default, ctx.source):
+            hazards.append(Hazard.of(HazardKind.TABLE_REWRITE, f"volatile default of {new.key} is computed per row"))
+        if c.not_null and c.default is None and not c.identity and not c.generated:
+            hazards.append(Hazard.of(HazardKind.VALIDATION_SCAN, f"{new.key} is NOT NULL without default"))
+        out = [Statement(sql=f"ALTER TABLE {table.key} ADD COLUMN {column_definition(c)}", hazards=tuple(hazards))]
+        if c.comment is not None:
+            out.append(Statement(sql=comment_on(f"COLUMN {new.key}", c.comment)))
+        return out
+
+    def drop(self, old: ColumnRef, ctx: Context) -> list[Statement]:
+        if old.column.inherited:
+            return []  # it leaves with the parent's column
+        # Children that keep the column as their own: drop it from this table only (they keep it, now local).
+        keep_in_children = any(
+            (child := ctx.source_tables.get(t.key)) is not None
+            and (col := child.column(old.column.name)) is not None
+            and not col.inherited
+            for t in ctx.target.tables
+            if old.table.key in t.inherits
+        )
+        only = "ONLY " if keep_in_children and not old.table.partitioned else ""
+        hazard = Hazard.of(HazardKind.DELETES_DATA, f"column {old.key} and its values are dropped")
+        return [
+            Statement(
+                sql=f"ALTER TABLE {only}{old.table.key} DROP COLUMN {quote_ident(old.column.name)}",
+                hazards=(hazard,),
+                object=f"column {old.key}",
+            )
+        ]
+
+    def alter(self, old_ref: ColumnRef, new_ref: ColumnRef, ctx: Context) -> list[Statement] | None:
+        old, new = old_ref.column, new_ref.column
+        table = new_ref.table.key
+        name = quote_ident(new.name)
+        col = f"ALTER TABLE {table} ALTER COLUMN {name}"
+        out: list[Statement] = []
+        if (old.generated is None) != (new.generated is None) or old.generated_kind != new.generated_kind:
+            if new.generated is not None:
+                return None  # a column cannot become generated: drop and add it
+            out.append(Statement(sql=f"{col} DROP EXPRESSION"))
+        elif old.generated != new.generated and new.generated is not None:
+            if ctx.target_version < 170000:
+                return None
+            rewrite = Hazard.of(HazardKind.TABLE_REWRITE, f"{new_ref.key} is recomputed")
+            out.append(Statement(sql=f"{col} SET EXPRESSION AS ({new.generated})", hazards=(rewrite,)))
+        if old.identity and not new.identity:
+            out.append(Statement(sql=f"{col} DROP IDENTITY"))
+        type_changes = (old.type, old.collation) != (new.type, new.collation)
+        default_changes = old.default != new.default or (type_changes and old.default is not None)
+        if old.default is not None and default_changes and not old.generated:
+            out.append(Statement(sql=f"{col} DROP DEFAULT"))
+        if type_changes:
+            collate = f" COLLATE {new.collation}" if new.collation else ""
+            rewrite = Hazard.of(HazardKind.TABLE_REWRITE, f"{new_ref.key} changes type from {old.type} to {new.type}")
+            using = _using(name, old.type, new.type, ctx)
+            out.append(Statement(sql=f"{col} TYPE {new.type}{collate}{using}", hazards=(rewrite,)))
+        if new.default is not None and default_changes and not new.generated:
+            out.append(Statement(sql=f"{col} SET DEFAULT {new.default}"))
+        if new.not_null and not old.not_null:
+            out += self._set_not_null(new_ref, ctx)
+        elif old.not_null and not new.not_null:
+            out.append(Statement(sql=f"{col} DROP NOT NULL"))
+        elif new.not_null and ctx.target_version >= 180000:
+            before, after = not_null_name(old_ref.table.name, old), not_null_name(new_ref.table.name, new)
+            if before != after:
+                out.append(
+                    Statement(sql=f"ALTER TABLE {table} RENAME CONSTRAINT {quote_ident(before)} TO {quote_ident(after)}")
+                )
+        if new.identity and not old.identity:
+            out.append(Statement(sql=f"{col} ADD {identity_clause(new)}"))
+        elif new.identity and old.identity and new.identity != old.identity:
+            actions = []
+            if old.identity.generation != new.identity.generation:
+                actions.append(f"SET GENERATED {new.identity.generation}")
+            o, n = old.identity.options, new.identity.options
+            for label, before, after in (
+                ("START WITH", o.start, n.start),
+                ("INCREMENT BY", o.increment, n.increment),
+                ("MINVALUE", o.min_value, n.min_value),
+                ("MAXVALUE", o.max_value, n.max_value),
+                ("CACHE", o.cache, n.cache),
+            ):
+                if before != after:
+                    actions.append(f"SET {label} {after}")
+            if o.cycle != n.cycle:
+                actions.append("SET CYCLE" if n.cycle else "SET NO CYCLE")
+            if actions:
+                out.append(Statement(sql=f"{col} {' '.join(actions)}"))
+        if old.comment != new.comment:
+            out.append(Statement(sql=comment_on(f"COLUMN {new_ref.key}", new.comment)))
+        return out
+
+    def _set_not_null(self, ref: ColumnRef, ctx: Context) -> list[Statement]:
+        table, name = ref.table.key, quote_ident(ref.column.name)
+        scan = Hazard.of(HazardKind.VALIDATION_SCAN, f"{ref.key} is checked for NULLs")
+        if not ctx.online_table(table):
+            lock = Hazard.of(HazardKind.ACCESS_EXCLUSIVE_LOCK, f"{table} is locked during the scan")
+            if ref.column.not_null_name and ctx.target_version >= 180000:
+                constraint = quote_ident(ref.column.not_null_name)
+                sql = f"ALTER TABLE {table} ADD CONSTRAINT {constraint} NOT NULL {name}"
+                return [Statement(sql=sql, hazards=(scan, lock))]
+            return [Statement(sql=f"ALTER TABLE {table} ALTER COLUMN {name} SET NOT NULL", hazards=(scan, lock))]
+        check = quote_ident(f"{ref.table.name}_{ref.column.name}_not_null_chk"[:63])
+        timeout = ctx.lock_timeout()
+        return [
+            Statement(
+                sql=f"ALTER TABLE {table} ADD CONSTRAINT {check} CHECK ({name} IS NOT NULL) NOT VALID",
+                transactional=False,
+                lock_timeout_ms=timeout,
+            ),
+            Statement(
+                sql=f"ALTER TABLE {table} VALIDATE CONSTRAINT {check}",
+                hazards=(scan,),
+                transactional=False,
+                lock_timeout_ms=timeout,
+            ),
+            Statement(
+                sql=f"ALTER TABLE {table} ALTER COLUMN {name} SET NOT NULL", transactional=False, lock_timeout_ms=timeout
+            ),
+            Statement(sql=f"ALTER TABLE {table} DROP CONSTRAINT {check}", transactional=False, lock_timeout_ms=timeout),
+        ]
+
+
+__all__ = ["ColumnGenerator", "ColumnRef", "Membership", "MembershipGenerator", "TableGenerator", "generated_clause"]

@@ -1,0 +1,207 @@
+"""Enums, domains and composite types."""
+
+from __future__ import annotations
+
+from tools.model import CompositeType, Domain, Enum
+from tools.plan.context import Context, base_type
+from tools.plan.ddl import comment_on
+from tools.plan.statement import Hazard, HazardKind, Statement
+from tools.sql import qualified, quote_ident, quote_literal
+
+
+def _values(values: tuple[str, ...]) -> str:
+    return ", ".join(quote_literal(v) for v in values)
+
+
+def _is_ordered_subset(old: tuple[str, ...], new: tuple[str, ...]) -> bool:
+    """Whether `new` keeps every value of `old` in the same order (then ADD VALUE can express the change)."""
+    positions = [new.index(v) if v in new else -1 for v in old]
+    return all(p >= 0 for p in positions) and positions == sorted(positions)
+
+
+class EnumGenerator:
+    kind = "enum"
+
+    def create(self, new: Enum, ctx: Context) -> list[Statement]:
+        out = [Statement(sql=f"CREATE TYPE {new.key} AS ENUM ({_values(new.values)})", object=f"enum {new.key}")]
+        if new.comment is not None:
+            out.append(Statement(sql=comment_on(f"TYPE {new.key}", new.comment)))
+        return out
+
+    def drop(self, old: Enum, ctx: Context) -> list[Statement]:
+        hazard = Hazard.of(HazardKind.DELETES_DATA, f"type {old.key} is dropped")
+        return [Statement(sql=f"DROP TYPE {old.key}", hazards=(hazard,), object=f"enum {old.key}")]
+
+    def alter(self, old: Enum, new: Enum, ctx: Context) -> list[Statement] | None:
+        out: list[Statement] = []
+        if old.values != new.values:
+            if _is_ordered_subset(old.values, new.values):
+                out += self._add_values(old, new)
+            else:
+                out += self._recreate(old, new, ctx)
+        if old.comment != new.comment:
+            out.append(Statement(sql=comment_on(f"TYPE {new.key}", new.comment)))
+        return out
+
+    def _add_values(self, old: Enum, new: Enum) -> list[Statement]:
+        out = []
+        present = set(old.values)
+        for i, value in enumerate(new.values):
+            if value in present:
+                continue
+            following = next((v for v in new.values[i + 1 :] if v in present), None)
+            if following is not None:
+                where = f" BEFORE {quote_literal(following)}"
+            else:
+                preceding = next(v for v in reversed(new.values[:i]) if v in present) if present else None
+                where = f" AFTER {quote_literal(preceding)}" if preceding is not None else ""
+            present.add(value)
+            # A new enum value cannot be used in the transaction that adds it: run it alone, committed.
+            out.append(
+                Statement(
+                    sql=f"ALTER TYPE {new.key} ADD VALUE {quote_literal(value)}{where}",
+                    transactional=False,
+                    object=f"enum {new.key}",
+                )
+            )
+        return out
+
+    def _recreate(self, old: Enum, new: Enum, ctx: Context) -> list[Statement]:
+        """Values removed or reordered: rename the old type, create the new one, cast every column, drop the old."""
+        old_name = f"{new.name}__pgshift_old"
+        old_key = qualified(new.schema, old_name)
+        removed = [v for v in old.values if v not in new.values]
+        out = [
+            Statement(sql=f"ALTER TYPE {old.key} RENAME TO {quote_ident(old_name)}", object=f"enum {new.key}"),
+            Statement(sql=f"CREATE TYPE {new.key} AS ENUM ({_values(new.values)})", object=f"enum {new.key}"),
+        ]
+        for table, column in ctx.columns_of_type(ctx.target, old.key):
+            if ("table", table.key) in ctx.gone:
+                continue
+            src_table = ctx.source_tables.get(table.key)
+            src_col = src_table.column(column.name) if src_table else None
+            if src_col is None or base_type(src_col.type) != new.key:
+                continue  # the column changes type or goes away: its own generator handles it
+            col = f"ALTER TABLE {table.key} ALTER COLUMN {quote_ident(column.name)}"
+            dims = column.type[len(base_type(column.type)) :]
+            if column.default is not None:
+                out.append(Statement(sql=f"{col} DROP DEFAULT"))
+            rewrite = Hazard.of(HazardKind.TABLE_REWRITE, f"{table.key}.{quote_ident(column.name)} is cast to the new enum")
+            out.append(
+                Statement(
+                    sql=f"{col} TYPE {new.key}{dims} USING {quote_ident(column.name)}::text{dims}::{new.key}{dims}",
+                    hazards=(rewrite,),
+                )
+            )
+            if src_col.default is not None:
+                out.append(Statement(sql=f"{col} SET DEFAULT {src_col.default}"))
+        hazards = (
+            (Hazard.of(HazardKind.DELETES_DATA, f"values {', '.join(removed)} of {new.key} are removed"),)
+            if removed
+            else ()
+        )
+        out.append(Statement(sql=f"DROP TYPE {old_key}", hazards=hazards, object=f"enum {new.key}"))
+        return out
+
+
+def _domain_constraint(key: str, name: str, definition: str, ctx: Context) -> list[Statement]:
+    scan = Hazard.of(HazardKind.VALIDATION_SCAN, f"every column of domain {key} is checked")
+    if ctx.online and not definition.endswith("NOT VALID"):
+        return [
+            Statement(sql=f"ALTER DOMAIN {key} ADD CONSTRAINT {quote_ident(name)} {definition} NOT VALID"),
+            Statement(sql=f"ALTER DOMAIN {key} VALIDATE CONSTRAINT {quote_ident(name)}", hazards=(scan,)),
+        ]
+    return [Statement(sql=f"ALTER DOMAIN {key} ADD CONSTRAINT {quote_ident(name)} {definition}", hazards=(scan,))]
+
+
+class DomainGenerator:
+    kind = "domain"
+
+    def create(self, new: Domain, ctx: Context) -> list[Statement]:
+        collate = f" COLLATE {new.collation}" if new.collation else ""
+        default = f" DEFAULT {new.default}" if new.default is not None else ""
+        not_null = " NOT NULL" if new.not_null else ""
+        checks = "".join(
+            f" CONSTRAINT {quote_ident(c.name)} {c.definition}" for c in new.constraints if c.validated
+        )
+        out = [
+            Statement(
+                sql=f"CREATE DOMAIN {new.key} AS {new.base_type}{collate}{default}{not_null}{checks}",
+                object=f"domain {new.key}",
+            )
+        ]
+        for c in new.constraints:
+            if not c.validated:
+                out.append(Statement(sql=f"ALTER DOMAIN {new.key} ADD CONSTRAINT {quote_ident(c.name)} {c.definition}"))
+        if new.comment is not None:
+            out.append(Statement(sql=comment_on(f"DOMAIN {new.key}", new.comment)))
+        return out
+
+    def drop(self, old: Domain, ctx: Context) -> list[Statement]:
+        return [Statement(sql=f"DROP DOMAIN {old.key}", object=f"domain {old.key}")]
+
+    def alter(self, old: Domain, new: Domain, ctx: Context) -> list[Statement] | None:
+        if (old.base_type, old.collation) != (new.base_type, new.collation):
+            return None
+        key = new.key
+        out: list[Statement] = []
+        if old.default != new.default:
+            action = f"SET DEFAULT {new.default}" if new.default is not None else "DROP DEFAULT"
+            out.append(Statement(sql=f"ALTER DOMAIN {key} {action}"))
+        old_checks = {c.name: c for c in old.constraints}
+        new_checks = {c.name: c for c in new.constraints}
+        for name, c in old_checks.items():
+            if new_checks.get(name) != c:
+                out.append(Statement(sql=f"ALTER DOMAIN {key} DROP CONSTRAINT {quote_ident(name)}"))
+        if old.not_null != new.not_null:
+            if new.not_null:
+                scan = Hazard.of(HazardKind.VALIDATION_SCAN, f"every column of domain {key} is checked for NULLs")
+                out.append(Statement(sql=f"ALTER DOMAIN {key} SET NOT NULL", hazards=(scan,)))
+            else:
+                out.append(Statement(sql=f"ALTER DOMAIN {key} DROP NOT NULL"))
+        for name, c in new_checks.items():
+            if old_checks.get(name) != c:
+                out += _domain_constraint(key, name, c.definition, ctx)
+        if old.comment != new.comment:
+            out.append(Statement(sql=comment_on(f"DOMAIN {key}", new.comment)))
+        return out
+
+
+class CompositeTypeGenerator:
+    kind = "composite_type"
+
+    def create(self, new: CompositeType, ctx: Context) -> list[Statement]:
+        attrs = ", ".join(
+            f"{quote_ident(a.name)} {a.type}" + (f" COLLATE {a.collation}" if a.collation else "")
+            for a in new.attributes
+        )
+        out = [Statement(sql=f"CREATE TYPE {new.key} AS ({attrs})", object=f"composite_type {new.key}")]
+        if new.comment is not None:
+            out.append(Statement(sql=comment_on(f"TYPE {new.key}", new.comment)))
+        return out
+
+    def drop(self, old: CompositeType, ctx: Context) -> list[Statement]:
+        return [Statement(sql=f"DROP TYPE {old.key}", object=f"composite_type {old.key}")]
+
+    def alter(self, old: CompositeType, new: CompositeType, ctx: Context) -> list[Statement] | None:
+        key = new.key
+        before = {a.name: a for a in old.attributes}
+        after = {a.name: a for a in new.attributes}
+        kept_old = [n for n in before if n in after]
+        kept_new = [n for n in after if n in before]
+        if kept_old != kept_new or list(after)[: len(kept_new)] != kept_new:
+            return None  # attribute order changes: ALTER TYPE cannot reorder
+        actions: list[str] = []
+        for name in before:
+            if name not in after:
+                actions.append(f"DROP ATTRIBUTE {quote_ident(name)}")
+        for name, a in after.items():
+            collate = f" COLLATE {a.collation}" if a.collation else ""
+            if name not in before:
+                actions.append(f"ADD ATTRIBUTE {quote_ident(name)} {a.type}{collate}")
+            elif before[name] != a:
+                actions.append(f"ALTER ATTRIBUTE {quote_ident(name)} TYPE {a.type}{collate}")
+        out = [Statement(sql=f"ALTER TYPE {key} {action}") for action in actions]
+        if old.comment != new.comment:
+            out.append(Statement(sql=comment_on(f"TYPE {key}", new.comment)))
+        return out

@@ -1,0 +1,460 @@
+"""The migration planner: the ordered statements that turn the target schema into the source schema.
+
+1. A keyed comparison per kind finds what is added, removed and changed.
+2. A generator per kind writes `create`, `drop` or `alter`; an `alter` that cannot be expressed in
+   place (None) makes the object *recreated*: dropped, then created from the source.
+3. What depends on something that goes away (from the catalog's `pg_depend`, plus what the model
+   knows: a column's type, a foreign key's referenced table, a trigger's function...) is recreated too,
+   and what lives inside a dropped table (its columns, indexes, constraints, triggers, policies and
+   grants) goes with it and is created again when the source still has it.
+4. Every step names the steps it must follow; a topological sort orders them. Drops follow the
+   target's dependencies (dependants first), creations follow the source's (dependencies first).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from tools.model import Privilege, Schema, Table
+from tools.plan.context import Context, Node, base_type
+from tools.plan.graph import Step, order_steps
+from tools.plan.kinds import Generator
+from tools.plan.kinds.namespaces import CollationGenerator, ExtensionGenerator, SchemaGenerator
+from tools.plan.kinds.relations import ConstraintGenerator, IndexGenerator, ViewGenerator
+from tools.plan.kinds.routines import FunctionGenerator, TriggerGenerator
+from tools.plan.kinds.security import PolicyGenerator, PrivilegeGenerator
+from tools.plan.kinds.sequences import Ownership, OwnershipGenerator, SequenceGenerator
+from tools.plan.kinds.tables import ColumnGenerator, ColumnRef, MembershipGenerator, TableGenerator, memberships
+from tools.plan.kinds.types import CompositeTypeGenerator, DomainGenerator, EnumGenerator
+from tools.plan.statement import Plan, Statement
+from tools.sql import quote_ident
+
+# Creation order: the tie-break when dependencies leave a choice (drops use the reverse).
+GENERATORS: tuple[Generator, ...] = (
+    SchemaGenerator(),
+    ExtensionGenerator(),
+    CollationGenerator(),
+    EnumGenerator(),
+    DomainGenerator(),
+    CompositeTypeGenerator(),
+    SequenceGenerator(),
+    TableGenerator(),
+    MembershipGenerator(),
+    ColumnGenerator(),
+    OwnershipGenerator(),
+    ViewGenerator(),
+    FunctionGenerator(),
+    ConstraintGenerator(),
+    IndexGenerator(),
+    TriggerGenerator(),
+    PolicyGenerator(),
+    PrivilegeGenerator(),
+)
+_BY_KIND = {g.kind: g for g in GENERATORS}
+# Kinds recreated when something they depend on goes away.
+_RECREATABLE = frozenset({"view", "function", "constraint", "index", "trigger", "policy", "privilege"})
+# Kinds that break when a column they use changes type.
+_COLUMN_USERS = frozenset({"view", "policy", "trigger"})
+_PRIVILEGE_KINDS = {
+    "TABLE": "table",
+    "VIEW": "view",
+    "MATERIALIZED VIEW": "view",
+    "SEQUENCE": "sequence",
+    "FUNCTION": "function",
+    "PROCEDURE": "function",
+    "SCHEMA": "schema",
+    "COLUMN": "column",
+}
+
+
+def objects(schema: Schema, kind: str) -> dict[str, Any]:
+    """Every object of one kind, by key (columns, memberships and ownerships are derived)."""
+    if kind == "column":
+        return {r.key: r for t in schema.tables for r in (ColumnRef(t, c) for c in t.columns)}
+    if kind == "membership":
+        return {m.key: m for t in schema.tables for m in memberships(t)}
+    if kind == "sequence_owner":
+        return {s.key: Ownership(s.key, s.owned_by) for s in schema.sequences if s.owned_by}
+    return schema.by_key(kind)
+
+
+def _same(kind: str, old: Any, new: Any) -> bool:
+    if kind == "column":
+        return bool(old.comparable() == new.comparable())
+    return bool(old == new)
+
+
+class _Graph:
+    """Dependencies of one schema: node -> nodes it depends on, and the reverse; parents of contained objects."""
+
+    def __init__(self, schema: Schema, objs: dict[str, dict[str, Any]]) -> None:
+        self.deps: dict[Node, set[Node]] = defaultdict(set)
+        self.dependants: dict[Node, set[Node]] = defaultdict(set)
+        self.parent: dict[Node, Node] = {}
+        self.children: dict[Node, set[Node]] = defaultdict(set)
+        self._objs = objs
+        relations = {t.key: "table" for t in schema.tables} | {v.key: "view" for v in schema.views}
+        types = {o.key: kind for kind in ("enum", "domain", "composite_type") for o in objs[kind].values()}
+        functions_by_name: dict[str, list[str]] = defaultdict(list)
+        for f in schema.functions:
+            functions_by_name[f.key.split("(", 1)[0]].append(f.key)
+
+        def rel(key: str) -> Node:
+            return (relations.get(key, "table"), key)
+
+        def type_nodes(type_name: str) -> list[Node]:
+            kind = types.get(base_type(type_name))
+            return [(kind, base_type(type_name))] if kind else []
+
+        column_relation = {
+            f"{r.key}.{quote_ident(c.name)}": (kind, r.key)
+            for kind, rels in (("table", schema.tables), ("view", schema.views))
+            for r in rels
+            for c in r.columns
+        }
+        for d in schema.dependencies:
+            if d.kind == "sequence" and d.on_kind == "column":
+                continue  # OWNED BY: modelled as the sequence_owner step, not as an ordering constraint
+            on: Node = (d.on_kind, d.on_key)
+            self._add((d.kind, d.key), on)
+            if d.on_kind == "column" and column_relation.get(d.on_key, ("table", ""))[0] == "view":
+                self._add((d.kind, d.key), column_relation[d.on_key])  # a view's columns are the view
+        for kind in ("enum", "domain", "composite_type", "sequence", "table", "view", "function", "collation"):
+            for o in objs[kind].values():
+                self._add((kind, o.key), ("schema", quote_ident(o.schema)))
+        for d in schema.domains:
+            for n in type_nodes(d.base_type):
+                self._add(("domain", d.key), n)
+        for ct in schema.composite_types:
+            for a in ct.attributes:
+                for n in type_nodes(a.type):
+                    self._add(("composite_type", ct.key), n)
+        for t in schema.tables:
+            for parent in (*t.inherits, *([t.partition_of] if t.partition_of else [])):
+                self._add(("table", t.key), ("table", parent))
+            for c in t.columns:
+                node = ("column", f"{t.key}.{quote_ident(c.name)}")
+                self.contain(node, ("table", t.key))
+                for n in type_nodes(c.type):
+                    self._add(node, n)
+                if c.collation and c.collation in objs["collation"]:
+                    self._add(node, ("collation", c.collation))
+        for m in objs["membership"].values():
+            self._add(("membership", m.key), ("table", m.child))
+            self._add(("membership", m.key), ("table", m.parent))
+            self.contain(("membership", m.key), ("table", m.child))
+        for s in schema.sequences:
+            if s.owned_by:
+                self._add(("sequence_owner", s.key), ("sequence", s.key))
+                self._add(("sequence_owner", s.key), ("column", s.owned_by))
+                self.contain(("sequence_owner", s.key), ("sequence", s.key))
+        unique_of: dict[str, list[Node]] = defaultdict(list)
+        for c in schema.constraints:
+            if c.type in ("PRIMARY KEY", "UNIQUE"):
+                unique_of[c.table].append(("constraint", c.key))
+        for i in schema.indexes:
+            if i.unique:
+                unique_of[i.table].append(("index", i.key))
+        for c in schema.constraints:
+            self.contain(("constraint", c.key), rel(c.table))
+            if c.references:
+                self._add(("constraint", c.key), rel(c.references))
+                for n in unique_of[c.references]:
+                    self._add(("constraint", c.key), n)
+            if c.index:
+                self.contain(("index", c.index), ("constraint", c.key))
+        for i in schema.indexes:
+            if i.key not in {c.index for c in schema.constraints}:
+                self.contain(("index", i.key), rel(i.table))
+            if i.parent_index:
+                # The partitioned index is created after its partitions' indexes (it attaches them).
+                self._add(("index", i.parent_index), ("index", i.key))
+                self.parent[("index", i.key)] = ("index", i.parent_index)
+                self.children[("index", i.parent_index)].add(("index", i.key))
+        for tr in schema.triggers:
+            self.contain(("trigger", tr.key), rel(tr.table))
+            for fkey in functions_by_name.get(tr.function.split("(", 1)[0], []):
+                self._add(("trigger", tr.key), ("function", fkey))
+        for p in schema.policies:
+            self.contain(("policy", p.key), ("table", p.table))
+        for pr in schema.privileges:
+            kind = _PRIVILEGE_KINDS.get(pr.object_kind) or types.get(pr.object)
+            if kind:
+                self.contain(("privilege", pr.key), (kind, pr.object))
+            if pr.object_kind == "COLUMN" and pr.object in column_relation:
+                # A table-level REVOKE also revokes column grants: column grants come after table grants.
+                rel_kind, rel_key = column_relation[pr.object]
+                for label in ("TABLE", "VIEW", "MATERIALIZED VIEW"):
+                    self._add(("privilege", pr.key), ("privilege", f"{label} {rel_key} TO {pr.grantee}"))
+
+    def _add(self, node: Node, on: Node) -> None:
+        if node != on:
+            self.deps[node].add(on)
+            self.dependants[on].add(node)
+
+    def contain(self, node: Node, parent: Node, *, depend: bool = True) -> None:
+        if depend:
+            self._add(node, parent)
+        self.parent.setdefault(node, parent)
+        self.children[parent].add(node)
+
+    def ancestors(self, node: Node) -> list[Node]:
+        out = []
+        while node in self.parent and len(out) < 10:
+            node = self.parent[node]
+            out.append(node)
+        return out
+
+
+def plan_migration(source: Schema, target: Schema, *, allow_data_loss: bool = False, online: bool = False) -> Plan:
+    """The statements that make `target` equal `source` (pure: reads the two models, touches no database)."""
+    ctx = Context(source=source, target=target, online=online)
+    kinds = [g.kind for g in GENERATORS]
+    s_objs = {k: objects(source, k) for k in kinds}
+    t_objs = {k: objects(target, k) for k in kinds}
+    s_graph, t_graph = _Graph(source, s_objs), _Graph(target, t_objs)
+    for seq in target.sequences:
+        # A sequence OWNED BY a column is dropped with it, unless the source keeps it under another owner.
+        kept = s_objs["sequence"].get(seq.key)
+        if seq.owned_by and (kept is None or kept.owned_by == seq.owned_by):
+            t_graph.contain(("sequence", seq.key), ("column", seq.owned_by), depend=False)
+
+    added: set[Node] = set()
+    removed: set[Node] = set()
+    changed: set[Node] = set()
+    for k in kinds:
+        for key in s_objs[k].keys() - t_objs[k].keys():
+            added.add((k, key))
+        for key in t_objs[k].keys() - s_objs[k].keys():
+            removed.add((k, key))
+        for key in s_objs[k].keys() & t_objs[k].keys():
+            if not _same(k, t_objs[k][key], s_objs[k][key]):
+                changed.add((k, key))
+    recreated = {n for n in changed if _BY_KIND[n[0]].alter(t_objs[n[0]][n[1]], s_objs[n[0]][n[1]], ctx) is None}
+
+    # What breaks in place: columns changing type, enums recreated by rename-and-cast.
+    breaking: set[Node] = set()
+    for kind, key in changed - recreated:
+        if kind == "column":
+            old, new = t_objs[kind][key].column, s_objs[kind][key].column
+            if (old.type, old.collation) != (new.type, new.collation):
+                breaking.add((kind, key))
+        if kind == "enum":
+            old_e, new_e = t_objs[kind][key], s_objs[kind][key]
+            if old_e.values != new_e.values and not _adds_only(old_e.values, new_e.values):
+                breaking.add((kind, key))
+                for t, c in ctx.columns_of_type(target, key):
+                    breaking.add(("column", f"{t.key}.{quote_ident(c.name)}"))
+
+    gone = removed | recreated
+    reset_defaults: set[Node] = set()
+    implicit: set[Node] = set()
+    work = list(gone | breaking)
+    while work:
+        node = work.pop()
+        for child in t_graph.children.get(node, ()):
+            if node in gone and child not in gone:
+                gone.add(child)
+                implicit.add(child)
+                if child[1] in s_objs[child[0]]:
+                    recreated.add(child)
+                work.append(child)
+        for dep in t_graph.dependants.get(node, ()):
+            if dep[0] == "column" and node in gone and node[0] in ("function", "sequence") and dep not in gone:
+                old_col, new_col = t_objs["column"].get(dep[1]), s_objs["column"].get(dep[1])
+                if old_col and new_col and old_col.column.default is not None:
+                    if old_col.column.default == new_col.column.default:
+                        reset_defaults.add(dep)  # the default goes while its function is recreated
+            if dep in gone or dep[0] not in _RECREATABLE:
+                continue
+            if node not in gone and node[0] == "column" and dep[0] not in _COLUMN_USERS:
+                continue
+            gone.add(dep)
+            if dep[1] in s_objs[dep[0]]:
+                recreated.add(dep)
+            work.append(dep)
+    # A child whose parent goes too is dropped with it: no statement of its own.
+    for node in list(gone):
+        if any(a in gone for a in t_graph.ancestors(node)):
+            implicit.add(node)
+    ctx.gone = gone
+    ctx.created_tables = {key for kind, key in added | recreated if kind == "table"}
+
+    steps: list[Step] = []
+    drop_step: dict[Node, str] = {}
+    removing: dict[Node, list[str]] = defaultdict(list)
+    building: dict[Node, list[str]] = defaultdict(list)
+
+    def add_step(step_id: str, statements: list[Statement]) -> Step | None:
+        if not statements:
+            return None
+        step = Step(step_id, statements)
+        steps.append(step)
+        return step
+
+    # Drops, in reverse creation order.
+    for k in reversed(kinds):
+        for key in sorted(key for kind, key in gone if kind == k):
+            node = (k, key)
+            if node in implicit:
+                continue
+            step = add_step(f"drop {k} {key}", _BY_KIND[k].drop(t_objs[k][key], ctx))
+            if step:
+                drop_step[node] = step.id
+                removing[node].append(step.id)
+
+    # A new function starts with PostgreSQL's default grant (EXECUTE to PUBLIC): plan from that, not from nothing.
+    baselines: dict[str, Privilege] = {}
+    for kind, key in added | recreated:
+        if kind == "function":
+            f = s_objs[kind][key]
+            default = Privilege("PROCEDURE" if f.kind == "PROCEDURE" else "FUNCTION", key, "PUBLIC", ("EXECUTE",))
+            baselines[default.key] = default
+
+    created_parents = {("table", key) for key in ctx.created_tables}
+    for k in kinds:
+        for key in sorted(key for kind, key in (added | recreated) if kind == k):
+            node = (k, key)
+            if k in ("column", "membership") and any(a in created_parents for a in s_graph.ancestors(node)):
+                continue  # part of CREATE TABLE
+            if k == "privilege" and key in baselines:
+                statements = _BY_KIND[k].alter(baselines[key], s_objs[k][key], ctx) or []
+            else:
+                statements = _BY_KIND[k].create(s_objs[k][key], ctx)
+            step = add_step(f"create {k} {key}", statements)
+            if step:
+                building[node].append(step.id)
+        for key in sorted(key for kind, key in changed - recreated if kind == k):
+            node = (k, key)
+            statements = _BY_KIND[k].alter(t_objs[k][key], s_objs[k][key], ctx) or []
+            step = add_step(f"alter {k} {key}", statements)
+            if step:
+                building[node].append(step.id)
+                removing[node].append(step.id)
+
+    for node in sorted(reset_defaults):
+        ref = s_objs["column"][node[1]]
+        col = f"ALTER TABLE {ref.table.key} ALTER COLUMN {quote_ident(ref.column.name)}"
+        unset = add_step(f"unset column {node[1]}", [Statement(sql=f"{col} DROP DEFAULT")])
+        reset = add_step(f"reset column {node[1]}", [Statement(sql=f"{col} SET DEFAULT {ref.column.default}")])
+        if unset and reset:
+            removing[node].append(unset.id)
+            building[node].append(reset.id)
+            reset.after.add(unset.id)
+
+    for key, default in sorted(baselines.items()):
+        if key not in s_objs["privilege"]:  # the source revoked the default grant
+            step = add_step(f"alter privilege {key}", _BY_KIND["privilege"].drop(default, ctx))
+            if step:
+                step.after.update(building.get(("function", default.object), ()))
+
+    _link(steps, s_graph, t_graph, drop_step, removing, building, gone, ctx)
+    ordered = order_steps(steps)
+    statements = tuple(s for step in ordered for s in step.statements)
+    return Plan(statements=statements, allow_data_loss=allow_data_loss, online=online)
+
+
+def _adds_only(old: tuple[str, ...], new: tuple[str, ...]) -> bool:
+    positions = [new.index(v) if v in new else -1 for v in old]
+    return all(p >= 0 for p in positions) and positions == sorted(positions)
+
+
+def _split(step_id: str) -> tuple[str, Node]:
+    action, kind, key = step_id.split(" ", 2)
+    return action, (kind, key)
+
+
+def _link(
+    steps: list[Step],
+    s_graph: _Graph,
+    t_graph: _Graph,
+    drop_step: dict[Node, str],
+    removing: dict[Node, list[str]],
+    building: dict[Node, list[str]],
+    gone: set[Node],
+    ctx: Context,
+) -> None:
+    """Add the ordering edges between steps."""
+    drops_by_key: dict[str, list[str]] = defaultdict(list)
+    for node, sid in drop_step.items():
+        drops_by_key[node[1]].append(sid)
+    table_member_drops: dict[str, list[str]] = defaultdict(list)  # constraint/index drops per table
+    detaches: dict[str, list[str]] = defaultdict(list)  # membership drops per parent table
+    detached: dict[str, list[str]] = defaultdict(list)  # membership drops per child table
+    for (kind, key), sid in drop_step.items():
+        parent = t_graph.parent.get((kind, key))
+        if kind in ("constraint", "index") and parent:
+            table_member_drops[parent[1]].append(sid)
+        if kind == "membership":
+            child, parent_table = key.split(" -> ", 1)
+            detaches[parent_table].append(sid)
+            detached[child].append(sid)
+
+    def with_ancestors(graph: _Graph, node: Node) -> list[Node]:
+        return [node, *graph.ancestors(node)]
+
+    def subtree(graph: _Graph, node: Node) -> list[Node]:
+        out, todo = [], [node]
+        while todo:
+            n = todo.pop()
+            out.append(n)
+            todo.extend(graph.children.get(n, ()))
+        return out
+
+    for step in steps:
+        action, node = _split(step.id)
+        kind, key = node
+        if action == "drop":
+            inside = subtree(t_graph, node)
+            for n in inside:
+                for dep in t_graph.dependants.get(n, ()):
+                    if dep not in inside:
+                        step.after.update(removing.get(dep, ()))
+        if action in ("create", "alter", "reset"):
+            # A new table's statement holds its columns: it needs what they need.
+            parts = [node] + (
+                [n for n in s_graph.children.get(node, ()) if n[0] in ("column", "membership")]
+                if action == "create" and kind == "table"
+                else []
+            )
+            for part in parts:
+                for on in s_graph.deps.get(part, ()):
+                    if on == node or on in parts:
+                        continue
+                    for n in with_ancestors(s_graph, on):
+                        step.after.update(building.get(n, ()))
+            step.after.update(drops_by_key.get(key, ()))
+        if action == "alter":
+            # Whatever depends on this object and goes away must go first.
+            for dep in t_graph.dependants.get(node, ()):
+                if dep in gone and dep in drop_step:
+                    step.after.add(drop_step[dep])
+            if kind == "enum":
+                for t, c in ctx.columns_of_type(ctx.target, key):
+                    col = ("column", f"{t.key}.{quote_ident(c.name)}")
+                    src = ctx.source_tables.get(t.key)
+                    src_col = src.column(c.name) if src else None
+                    if src_col is None or base_type(src_col.type) != key:
+                        step.after.update(removing.get(col, ()))
+        if kind == "column" and action in ("drop", "alter"):
+            table = _table_of_column(key, ctx)
+            step.after.update(table_member_drops.get(table, ()))
+            step.after.update(detached.get(table, ()))
+            for dep in t_graph.dependants.get(node, ()):
+                if dep in drop_step:
+                    step.after.add(drop_step[dep])
+        if kind == "column" and action == "create":
+            step.after.update(detaches.get(_table_of_column(key, ctx), ()))
+        step.after.discard(step.id)
+
+
+def _table_of_column(column_key: str, ctx: Context) -> str:
+    for tables in (ctx.source_tables, ctx.target_tables):
+        for key in tables:
+            if column_key.startswith(key + ".") and "." not in column_key[len(key) + 1 :].replace('"', ""):
+                return key
+    return column_key.rsplit(".", 1)[0]
+
+
+__all__ = ["Table", "plan_migration"]

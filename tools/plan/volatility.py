@@ -1,0 +1,50 @@
+"""Whether an expression calls a volatile function (then a new column's default is computed per row)."""
+
+from __future__ import annotations
+
+import sqlglot
+from sqlglot import exp
+
+from tools.model import Schema
+
+# Built-in functions whose value changes per call (pg_proc.provolatile = 'v') that defaults commonly use.
+_BUILTIN_VOLATILE = frozenset(
+    {
+        "nextval",
+        "random",
+        "gen_random_uuid",
+        "uuid_generate_v1",
+        "uuid_generate_v1mc",
+        "uuid_generate_v4",
+        "uuidv4",
+        "uuidv7",
+        "clock_timestamp",
+        "timeofday",
+        "txid_current",
+        "setseed",
+    }
+)
+
+
+def _called_functions(expression: str) -> set[str] | None:
+    try:
+        tree = sqlglot.parse_one(expression, read="postgres")
+    except sqlglot.errors.SqlglotError:
+        return None
+    names = set()
+    for func in tree.find_all(exp.Func):
+        if isinstance(func, exp.Anonymous):
+            names.add(str(func.this).lower())
+        else:
+            names.add(func.sql_name().lower())
+            names.update(n.lower() for n in getattr(func, "_sql_names", []))
+    return names
+
+
+def is_volatile(expression: str, schema: Schema) -> bool:
+    """True when the expression calls a volatile function (unknown expressions count as volatile)."""
+    names = _called_functions(expression)
+    if names is None:
+        return True
+    user_volatile = {f.name.lower() for f in schema.functions if f.volatility == "VOLATILE"}
+    return bool(names & (_BUILTIN_VOLATILE | user_volatile))
