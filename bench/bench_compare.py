@@ -43,10 +43,8 @@ def run_with_peak(args: list[str]) -> tuple[float, float, int, str]:
     return elapsed, usage.ru_maxrss / 1024, code, "".join(out_chunks)
 
 
-async def build_pair(url_admin: str, server_url: object, n: int, psql: str) -> tuple[str, str]:
+def build_pair(url_admin: str, server_url: object, n: int, psql: str) -> tuple[str, str]:
     """Create bench_base_N and bench_target_N from genschema (loaded with psql: one transaction per statement)."""
-    import asyncpg
-
     urls = []
     for variant in ("base", "target"):
         sql = subprocess.run(
@@ -56,12 +54,7 @@ async def build_pair(url_admin: str, server_url: object, n: int, psql: str) -> t
             text=True,
         ).stdout
         name = f"bench_{variant}_{n}"
-        admin = await asyncpg.connect(url_admin)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            await admin.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await admin.close()
+        asyncio.run(_recreate_database(url_admin, name))
         url = server_url(name)  # type: ignore[operator]
         subprocess.run(
             [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-f", "-"],
@@ -72,6 +65,17 @@ async def build_pair(url_admin: str, server_url: object, n: int, psql: str) -> t
         )
         urls.append(url)
     return urls[0], urls[1]
+
+
+async def _recreate_database(url_admin: str, name: str) -> None:
+    import asyncpg
+
+    admin = await asyncpg.connect(url_admin)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
 
 
 def ours_child(source: str, target: str) -> None:
@@ -121,9 +125,10 @@ def main() -> None:
     rows = []
     try:
         print(f"server: {server.version}; cores: {os.cpu_count()}; runs: {args.runs}", flush=True)
+        print(f"load average before: {os.getloadavg()}", flush=True)
         for n in args.sizes:
             t = time.perf_counter()
-            base, target = asyncio.run(build_pair(server.url(), server.url, n, str(server.bin_dir / "psql")))
+            base, target = build_pair(server.url(), server.url, n, str(server.bin_dir / "psql"))
             print(f"\n== {n} tables (pair built in {time.perf_counter() - t:.1f} s)", flush=True)
 
             ours = []
@@ -147,7 +152,7 @@ def main() -> None:
             migra = []
             if Path(args.migra).exists():
                 for _ in range(args.migra_runs):
-                    wall, peak, code, out = run_with_peak([args.migra, "--unsafe", target, base])
+                    wall, peak, _code, out = run_with_peak([args.migra, "--unsafe", target, base])
                     migra.append((wall, peak, out.count("\n")))
                     print(f"migra: {wall:.3f} s, peak {peak:.0f} MB, {out.count(chr(10))} lines of SQL", flush=True)
             else:
@@ -161,11 +166,14 @@ def main() -> None:
             migra_s = median([m[0] for m in migra]) if migra else float("nan")
             migra_peak = max(m[1] for m in migra) if migra else float("nan")
             rows.append((n, ours_s, ours_proc, ours_peak, migra_s, migra_peak, dump_side, dump_pair))
+        print(f"load average after: {os.getloadavg()}", flush=True)
     finally:
         server.stop()
 
-    print("\n| tables | ours compare | ours process | ours peak | migra | migra peak | pg_dump/side "
-          "| ours/migra | ours/(2 pg_dumps) |")
+    print(
+        "\n| tables | ours compare | ours process | ours peak | migra | migra peak | pg_dump/side "
+        "| ours/migra | ours/(2 pg_dumps) |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n, ours_s, ours_proc, ours_peak, migra_s, migra_peak, dump_side, dump_pair in rows:
         print(

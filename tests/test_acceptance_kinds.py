@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import asyncpg
 import pytest
+from conftest import create_database, drop_database
 from support_plan import ROLE, apply_plan, ensure_role, read_schema, run_sql
 
-from conftest import create_database, drop_database
 from tools.judge import judge_equal
 from tools.localpg import LocalPostgres, embedded_bin_dir
 from tools.plan import HazardKind, plan_migration

@@ -11,9 +11,9 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from conftest import create_database, drop_database
 from support_plan import apply_plan, ensure_role, has_icu, read_schema, run_sql
 
-from conftest import create_database, drop_database
 from tools.judge import judge_equal
 from tools.localpg import LocalPostgres, embedded_bin_dir
 from tools.plan import plan_migration
@@ -30,7 +30,9 @@ async def test_migra_case_converges_with_an_empty_replan(pg: LocalPostgres, case
     await ensure_role(pg.url())
     target, source = await asyncio.gather(create_database(pg), create_database(pg))
     try:
-        await asyncio.gather(run_sql(target, (folder / "a.sql").read_text()), run_sql(source, (folder / "b.sql").read_text()))
+        await asyncio.gather(
+            run_sql(target, (folder / "a.sql").read_text()), run_sql(source, (folder / "b.sql").read_text())
+        )
         src, tgt = await asyncio.gather(read_schema(source), read_schema(target))
         plan = plan_migration(src, tgt, allow_data_loss=True)
         await apply_plan(target, plan)

@@ -134,9 +134,7 @@ async def test_the_compare_command_exits_0_in_sync_2_different_and_1_on_error(
     async with databases((pg18, LOCAL), (pg18, PRODUCTION)) as (local, production):
         same = await asyncio.to_thread(run_compare, _cli_args("--source", local, "--target", local))
         same_out = capsys.readouterr().out
-        different = await asyncio.to_thread(
-            run_compare, _cli_args("--source", local, "--target", production, "--json")
-        )
+        different = await asyncio.to_thread(run_compare, _cli_args("--source", local, "--target", production, "--json"))
         different_out = capsys.readouterr().out
     unreachable = pg18.url("postgres").replace(f":{pg18.port}/", ":1/")
     failed = await asyncio.to_thread(run_compare, _cli_args("--source", unreachable, "--target", "production"))

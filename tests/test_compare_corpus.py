@@ -63,3 +63,24 @@ async def test_each_side_of_a_corpus_case_compares_equal_across_databases_and_ve
     assert sorted((c.kind, c.key) for c in forward.changes) == sorted((c.kind, c.key) for c in backward.changes)
     assert forward.summary()["added"] == backward.summary()["removed"]
     assert forward.summary()["changed"] == backward.summary()["changed"]
+
+
+PRISMA = CORPUS.parent / "prisma" / "hoppscotch" / "migrations"
+
+
+def _prisma_chain(upto: int | None = None) -> str:
+    steps = sorted(p for p in PRISMA.iterdir() if (p / "migration.sql").exists())[:upto]
+    return "\n".join((p / "migration.sql").read_text() for p in steps)
+
+
+@pytest.mark.skipif(not PRISMA.exists(), reason="prisma corpus not found")
+async def test_a_real_prisma_chain_compares_equal_across_versions_and_its_last_step_shows(
+    pg18: LocalPostgres, other_server: LocalPostgres
+) -> None:
+    full, but_last = _prisma_chain(), _prisma_chain(-1)
+    async with databases((pg18, full), (other_server, full), (pg18, but_last)) as urls:
+        on18, other, before = await asyncio.gather(*(read(url) for url in urls))
+    _assert_same(on18, other, f"hoppscotch chain on {pg18.version} vs {other_server.version}")
+    last_step = diff_schemas(on18, before)
+    assert not last_step.in_sync
+    assert {c.kind for c in last_step.changes} <= {"table", "column", "constraint", "index", "enum"}

@@ -352,3 +352,26 @@ async def test_a_database_migrated_by_prisma_alone_reads_as_applied_and_deploy_s
         ("20231201000000", "gone"): "missing_locally",
     }
     assert [a.version for a in result.applied] == ["20240102000000"]
+
+
+async def test_on_a_supabase_database_extensions_are_created_in_the_extensions_schema(
+    db18: str, tmp_path: Path
+) -> None:
+    await run_sql(db18, SUPABASE_SHAPE.read_text())
+    folder = prisma_folder(tmp_path, {"20240226053141_search": "CREATE EXTENSION IF NOT EXISTS pg_trgm;\n"})
+    db = target(db18)
+    try:
+        result = await deploy(db, "target", str(folder))
+    finally:
+        await db.close()
+    assert result.status == "deployed", result.message
+    (statement,) = result.applied[0].statements
+    assert statement.original == "CREATE EXTENSION IF NOT EXISTS pg_trgm" and statement.rewrites
+    conn = await asyncpg.connect(db18)
+    try:
+        schema = await conn.fetchval(
+            "SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'pg_trgm'"
+        )
+    finally:
+        await conn.close()
+    assert schema == "extensions"

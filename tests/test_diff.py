@@ -103,7 +103,9 @@ def test_a_view_as_postgres_15_and_18_print_it_compares_equal() -> None:
 
 def test_a_view_reading_another_column_differs_even_across_versions() -> None:
     on15 = Schema(views=(_view(PG15_VIEW),), server_version_num=150018)
-    other = Schema(views=(_view(" SELECT product_no,\n    price\n   FROM public.products;"),), server_version_num=180006)
+    other = Schema(
+        views=(_view(" SELECT product_no,\n    price\n   FROM public.products;"),), server_version_num=180006
+    )
     (change,) = diff_schemas(on15, other).changes
     assert (change.kind, change.key, [f.field for f in change.fields]) == ("view", "public.v", ["definition"])
 

@@ -100,11 +100,15 @@ def test_two_supabase_files_with_one_version_are_refused(tmp_path: Path) -> None
         read_migrations(tmp_path)
 
 
-def test_the_migrations_folder_is_found_from_a_subdirectory_of_the_project(tmp_path: Path) -> None:
+def test_the_migrations_folder_is_found_from_a_subdirectory_of_the_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     migrations = _prisma_project(tmp_path, {"20240101000000_init": "SELECT 1;"})
     nested = tmp_path / "src" / "deep"
     nested.mkdir(parents=True)
-    assert find_migrations_dir(nested) == migrations.resolve()
+    monkeypatch.chdir(nested)
+    assert find_migrations_dir() == migrations.resolve()
+    assert find_migrations_dir(tmp_path) == migrations.resolve()
 
 
 def test_no_migrations_folder_is_a_clear_config_error(tmp_path: Path) -> None:

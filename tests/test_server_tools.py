@@ -36,14 +36,14 @@ def make_client(envs: list[Environment]) -> Client:
     return Client(build_app(lambda: envs), raise_exceptions=False)
 
 
-async def call(client: Client, name: str, **args: Any) -> dict[str, Any]:
+async def call(client: Client, name: str, /, **args: Any) -> dict[str, Any]:
     result = await client.call_tool(name, args)
     assert not result.is_error, result.content
     assert result.structured_content is not None
     return result.structured_content
 
 
-async def call_error(client: Client, name: str, **args: Any) -> str:
+async def call_error(client: Client, name: str, /, **args: Any) -> str:
     result = await client.call_tool(name, args)
     assert result.is_error, result.structured_content
     return " ".join(getattr(c, "text", "") for c in result.content)

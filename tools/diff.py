@@ -7,8 +7,13 @@ it equal the source (compare "local" as source with "production" as target: the 
 - `changed`: both have it; each `FieldChange` goes from `before` (the target's value) to `after` (the source's).
 
 Columns are their own kind (keyed `schema.table.column`), compared outside their table; the columns of a
-table that is itself added or removed are not listed again. Changes come out sorted by kind (in the
-order of `tools.model.KINDS`, which is creation order) then key, so the output is deterministic.
+table that is itself added or removed are not listed again. A column's position is not compared (columns
+are matched by name). Changes come out sorted by kind (in the order of `tools.model.KINDS`, which is
+creation order) then key, so the output is deterministic.
+
+Version noise is forgiven only where the two servers' versions can print the same schema differently
+(`equivalences_for`): view queries as PostgreSQL 15 and 16+ print them, and NOT NULL constraint names
+when one side is older than 18. Everything else is compared exactly.
 """
 
 from __future__ import annotations
@@ -74,22 +79,36 @@ def check_kinds(kinds: Iterable[str]) -> list[str]:
 def diff_schemas(source: Schema, target: Schema, *, kinds: Collection[str] | None = None) -> SchemaDiff:
     """What must change in `target` to equal `source`, for the given kinds (default: all of KINDS)."""
     selected = set(check_kinds(kinds)) if kinds is not None else set(KINDS)
-    equivalences = _EQUIVALENT if _versions_print_differently(source, target) else {}
+    equivalences = equivalences_for(source, target)
     changes: list[Change] = []
     for kind in KINDS:
         if kind not in selected:
             continue
         if kind == "column":
-            changes.extend(_diff_columns(source, target))
+            changes.extend(_diff_columns(source, target, equivalences))
         else:
             changes.extend(_diff_keyed(kind, source.by_key(kind), target.by_key(kind), equivalences))
     return SchemaDiff(tuple(changes))
 
 
-def _versions_print_differently(source: Schema, target: Schema) -> bool:
-    """Whether pg_get_viewdef may print the same view differently on the two servers (15 vs 16+, or unknown)."""
+def equivalences_for(source: Schema, target: Schema) -> dict[tuple[str, str], Callable[[Any, Any], bool]]:
+    """Field comparisons that must forgive how the two servers' versions print or store the same schema.
+
+    A version of 0 (unknown) counts as "could be anything": every equivalence applies.
+    """
     versions = (source.server_version_num, target.server_version_num)
-    return 0 in versions or (min(versions) < 160000 <= max(versions))
+    low, high = min(versions), max(versions)
+    unknown = low == 0
+    out: dict[tuple[str, str], Callable[[Any, Any], bool]] = {}
+    if unknown or low < 160000 <= high:  # pg_get_viewdef stopped qualifying single-table columns in 16
+        out[("view", "definition")] = _same_view_sql
+    if unknown or low < 180000:  # NOT NULL constraints have names from 18 on: nothing to compare with
+        out[("column", "not_null_name")] = _always_same
+    return out
+
+
+def _always_same(before: Any, after: Any) -> bool:
+    return True
 
 
 def _diff_keyed(
@@ -114,7 +133,9 @@ def _diff_keyed(
     return out
 
 
-def _diff_columns(source: Schema, target: Schema) -> list[Change]:
+def _diff_columns(
+    source: Schema, target: Schema, equivalences: dict[tuple[str, str], Callable[[Any, Any], bool]]
+) -> list[Change]:
     """Columns of tables present on both sides (an added or removed table carries its columns)."""
     src_tables: dict[str, Table] = {t.key: t for t in source.tables}
     tgt_tables: dict[str, Table] = {t.key: t for t in target.tables}
@@ -128,7 +149,7 @@ def _diff_columns(source: Schema, target: Schema) -> list[Change]:
                 "column",
                 {member_key(key, c.name): c for c in s.columns},
                 {member_key(key, c.name): c for c in t.columns},
-                {},
+                equivalences,
                 table=key,
             )
         )
@@ -209,6 +230,8 @@ def _same_view_sql(before: str, after: str) -> bool:
     return canonical_view_sql(before) == canonical_view_sql(after)
 
 
+# Every equivalence (what `equivalences_for` gives when a version is unknown).
 _EQUIVALENT: dict[tuple[str, str], Callable[[Any, Any], bool]] = {
     ("view", "definition"): _same_view_sql,
+    ("column", "not_null_name"): _always_same,
 }

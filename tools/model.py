@@ -215,7 +215,7 @@ class Table:
     unlogged: bool = False
     rls_enabled: bool = False
     rls_forced: bool = False
-    replica_identity: str = "DEFAULT"  # DEFAULT | NOTHING | FULL | INDEX
+    replica_identity: str = "DEFAULT"  # DEFAULT | NOTHING | FULL | INDEX <index key>
     options: tuple[str, ...] = ()  # reloptions, sorted (`fillfactor=70`)
     comment: str | None = None
 
@@ -246,12 +246,12 @@ class View:
 
 @dataclass(frozen=True, slots=True)
 class Constraint:
-    """A table constraint: primary key, foreign key, unique, check, exclusion or constraint trigger."""
+    """A table constraint: primary key, foreign key, unique, check or exclusion (constraint triggers are Triggers)."""
 
     schema: str
     table: str  # table key
     name: str
-    type: str  # PRIMARY KEY | FOREIGN KEY | UNIQUE | CHECK | EXCLUDE | TRIGGER
+    type: str  # PRIMARY KEY | FOREIGN KEY | UNIQUE | CHECK | EXCLUDE
     definition: str  # pg_get_constraintdef: `FOREIGN KEY (z) REFERENCES public.orders(order_id) ON DELETE CASCADE`
     columns: tuple[str, ...] = ()  # constrained columns in key order
     validated: bool = True  # False for NOT VALID
@@ -280,7 +280,9 @@ class Index:
     method: str  # btree | hash | gin | gist | brin | spgist | hnsw ...
     unique: bool
     primary: bool
-    key_columns: tuple[str, ...]  # column names or expressions, with opclass/order/collation as printed
+    # Column names (unquoted); for an index with expressions, each entry as pg_get_indexdef(oid, n) prints it.
+    # Opclass, order and collation are only in `definition`.
+    key_columns: tuple[str, ...]
     include: tuple[str, ...] = ()  # INCLUDE columns
     predicate: str | None = None  # partial index WHERE clause
     constraint: str | None = None  # key of the constraint this index backs (then it is created by the constraint)

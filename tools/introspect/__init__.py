@@ -10,6 +10,7 @@ Definitions are read with `search_path = pg_catalog`, so every user object in th
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -36,11 +37,48 @@ from tools.introspect.filters import (
     filter_args,
 )
 from tools.model import Schema
+from tools.sql import quote_literal
 
-__all__ = ["SUPABASE_MANAGED_SCHEMAS", "SYSTEM_SCHEMAS", "QUERY_COUNT", "introspect"]
+__all__ = [
+    "QUERIES",
+    "SUPABASE_MANAGED_SCHEMAS",
+    "SYSTEM_SCHEMAS",
+    "gc_paused",
+    "introspect",
+]
 
-# Queries run per introspection (plus one for the version and one for search_path), dependencies included.
-QUERY_COUNT = 16
+# Every catalog query: (name, SQL, takes the schema filter). Costliest first, so that helper connections
+# pulling from one queue finish together. Plus one statement for the version and search_path.
+QUERIES: tuple[tuple[str, str, bool], ...] = (
+    ("columns", relations.COLUMNS, True),
+    ("dependencies", dependencies.DEPENDENCIES, True),
+    ("indexes", indexes.INDEXES, True),
+    ("constraints", constraints.CONSTRAINTS, True),
+    ("sequences", sequences.SEQUENCES, True),
+    ("tables", relations.TABLES, True),
+    ("privileges", privileges.PRIVILEGES, True),
+    ("functions", functions.FUNCTIONS, True),
+    ("triggers", triggers.TRIGGERS, True),
+    ("policies", triggers.POLICIES, True),
+    ("views", relations.VIEWS, True),
+    ("enums", types.ENUMS, True),
+    ("domains", types.DOMAINS, True),
+    ("composite_types", types.COMPOSITES, True),
+    ("collations", namespaces.COLLATIONS, True),
+    ("namespaces", namespaces.NAMESPACES, True),
+    ("extensions", namespaces.EXTENSIONS, False),
+)
+
+# Run first in every transaction: schema-qualified definitions whatever the session's search_path.
+_SETUP = (
+    "SELECT pg_catalog.current_setting('server_version_num')::int, pg_catalog.current_setting('statement_timeout')"
+    " FROM pg_catalog.set_config('search_path', 'pg_catalog', true)"
+)
+# In a helper: the same, plus the main connection's statement_timeout.
+_HELPER_SETUP = (
+    "SELECT pg_catalog.set_config('search_path', 'pg_catalog', true),"
+    " pg_catalog.set_config('statement_timeout', $1, true)"
+)
 
 
 async def introspect(
@@ -49,13 +87,17 @@ async def introspect(
     schemas: Sequence[str] | None = None,
     include_managed: bool = False,
     with_dependencies: bool = True,
+    helpers: Sequence[asyncpg.Connection] = (),
 ) -> Schema:
     """The schema of the database behind `conn`.
 
     `schemas` limits the read to those schemas (None: every non-system schema). Supabase-managed schemas
     (`SUPABASE_MANAGED_SCHEMAS`) are left out unless `include_managed` or named in `schemas`.
     Runs inside the caller's transaction when there is one (use REPEATABLE READ for a consistent read),
-    else in its own read-only REPEATABLE READ transaction. Raises DatabaseError if a catalog read fails.
+    else in its own read-only REPEATABLE READ transaction. `helpers` are extra idle connections to the same
+    database (no transaction open): the queries are spread over them, each inside a transaction that imports
+    `conn`'s snapshot (pg_export_snapshot), so every query still sees one catalog; their transactions are
+    rolled back before returning. Raises DatabaseError if a catalog read fails.
     """
     if schemas is not None:
         bad = [s for s in schemas if not isinstance(s, str) or not s]
@@ -63,78 +105,106 @@ async def introspect(
             raise ConfigError(f"schema names must be non-empty strings, got {bad!r}")
     with gc_paused():
         if conn.is_in_transaction():
-            return await _read(conn, schemas, include_managed, with_dependencies)
+            return await _read(conn, helpers, schemas, include_managed, with_dependencies)
         async with conn.transaction(isolation="repeatable_read", readonly=True):
-            return await _read(conn, schemas, include_managed, with_dependencies)
+            return await _read(conn, helpers, schemas, include_managed, with_dependencies)
 
 
 _gc_pauses = 0
+_gc_was_enabled = True
 
 
 @contextmanager
 def gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector while building the model (a large schema is 100k+ small objects
     that hold no cycles; collecting during their creation costs more than building them). Nested and
-    concurrent introspections share the pause; it ends with the last one."""
-    global _gc_pauses
-    was_enabled = gc.isenabled()
+    concurrent pauses share one: the collector's state from before the first is restored after the last."""
+    global _gc_pauses, _gc_was_enabled
+    if _gc_pauses == 0:
+        _gc_was_enabled = gc.isenabled()
+        gc.disable()
     _gc_pauses += 1
-    gc.disable()
     try:
         yield
     finally:
         _gc_pauses -= 1
-        if _gc_pauses == 0 and was_enabled:
+        if _gc_pauses == 0 and _gc_was_enabled:
             gc.enable()
 
 
+async def _fetch_all(
+    conn: asyncpg.Connection, helpers: Sequence[asyncpg.Connection], queries: list[tuple[str, str, bool]], args: tuple
+) -> tuple[int, dict[str, list[asyncpg.Record]]]:
+    """(server_version_num, rows by query name), the queries spread over `conn` and the helpers."""
+    version, timeout = await conn.fetchrow(_SETUP)
+    rows: dict[str, list[asyncpg.Record]] = {}
+    if not helpers:
+        for name, sql, filtered in queries:
+            rows[name] = await conn.fetch(sql, *args) if filtered else await conn.fetch(sql)
+        return version, rows
+    snapshot = await conn.fetchval("SELECT pg_catalog.pg_export_snapshot()")
+    pending = list(reversed(queries))  # pop() takes the costliest first
+    started: list[asyncpg.transaction.Transaction] = []
+
+    async def worker(c: asyncpg.Connection) -> None:
+        while pending:
+            name, sql, filtered = pending.pop()
+            rows[name] = await c.fetch(sql, *args) if filtered else await c.fetch(sql)
+
+    try:
+        for helper in helpers:
+            tx = helper.transaction(isolation="repeatable_read", readonly=True)
+            await tx.start()
+            started.append(tx)
+            await helper.execute(f"SET TRANSACTION SNAPSHOT {quote_literal(snapshot)}")
+            await helper.fetchval(_HELPER_SETUP, timeout)
+        await asyncio.gather(*(worker(c) for c in (conn, *helpers)))
+    finally:
+        for tx in started:
+            try:
+                await tx.rollback()
+            except (asyncpg.PostgresError, asyncpg.InterfaceError):
+                pass  # the connection is going back to its pool or being closed anyway
+    return version, rows
+
+
 async def _read(
-    conn: asyncpg.Connection, schemas: Sequence[str] | None, include_managed: bool, with_dependencies: bool
+    conn: asyncpg.Connection,
+    helpers: Sequence[asyncpg.Connection],
+    schemas: Sequence[str] | None,
+    include_managed: bool,
+    with_dependencies: bool,
 ) -> Schema:
     args = filter_args(schemas, include_managed)
+    queries = [q for q in QUERIES if with_dependencies or q[0] != "dependencies"]
     try:
-        # search_path local to the transaction: definitions come out schema-qualified, whatever the session used.
-        version = int(
-            await conn.fetchval(
-                "SELECT pg_catalog.current_setting('server_version_num')"
-                " FROM pg_catalog.set_config('search_path', 'pg_catalog', true)"
-            )
-        )
-        seq_rows = await conn.fetch(sequences.SEQUENCES, *args)
-        column_rows = await conn.fetch(relations.COLUMNS, *args)
-        table_rows = await conn.fetch(relations.TABLES, *args)
-        view_rows = await conn.fetch(relations.VIEWS, *args)
-        seqs, identity = sequences.sequences(seq_rows)
-        cols = relations.columns(column_rows, identity)
-        skip_ext = ("plpgsql",) if include_managed else ("plpgsql", *SUPABASE_DEFAULT_EXTENSIONS)
-        schema = Schema(
-            namespaces=namespaces.namespaces(await conn.fetch(namespaces.NAMESPACES, *args)),
-            extensions=namespaces.extensions(await conn.fetch(namespaces.EXTENSIONS), skip_ext),
-            collations=namespaces.collations(await conn.fetch(namespaces.COLLATIONS, *args)),
-            enums=types.enums(await conn.fetch(types.ENUMS, *args)),
-            domains=types.domains(await conn.fetch(types.DOMAINS, *args)),
-            composite_types=types.composite_types(await conn.fetch(types.COMPOSITES, *args)),
-            sequences=seqs,
-            tables=relations.tables(table_rows, cols),
-            views=relations.views(view_rows, cols),
-            constraints=constraints.constraints(await conn.fetch(constraints.CONSTRAINTS, *args)),
-            indexes=indexes.indexes(await conn.fetch(indexes.INDEXES, *args)),
-            functions=functions.functions(await conn.fetch(functions.FUNCTIONS, *args)),
-            triggers=triggers.triggers(await conn.fetch(triggers.TRIGGERS, *args)),
-            policies=triggers.policies(await conn.fetch(triggers.POLICIES, *args)),
-            privileges=privileges.privileges(await conn.fetch(privileges.PRIVILEGES, *args)),
-            dependencies=(
-                dependencies.dependencies(await conn.fetch(dependencies.DEPENDENCIES, *args))
-                if with_dependencies
-                else ()
-            ),
-            server_version_num=version,
-            included_schemas=tuple(schemas) if schemas is not None else (),
-        )
+        version, rows = await _fetch_all(conn, helpers, queries, args)
     except asyncpg.PostgresError as exc:
         raise DatabaseError(
             f"reading the catalog failed ({type(exc).__name__}: {exc}); nothing was changed in the database. "
             "Check that the role can read pg_catalog and retry.",
             getattr(exc, "sqlstate", None),
         ) from exc
-    return schema
+    seqs, identity = sequences.sequences(rows["sequences"])
+    cols = relations.columns(rows["columns"], identity)
+    skip_ext = ("plpgsql",) if include_managed else ("plpgsql", *SUPABASE_DEFAULT_EXTENSIONS)
+    return Schema(
+        namespaces=namespaces.namespaces(rows["namespaces"]),
+        extensions=namespaces.extensions(rows["extensions"], skip_ext),
+        collations=namespaces.collations(rows["collations"]),
+        enums=types.enums(rows["enums"]),
+        domains=types.domains(rows["domains"]),
+        composite_types=types.composite_types(rows["composite_types"]),
+        sequences=seqs,
+        tables=relations.tables(rows["tables"], cols),
+        views=relations.views(rows["views"], cols),
+        constraints=constraints.constraints(rows["constraints"]),
+        indexes=indexes.indexes(rows["indexes"]),
+        functions=functions.functions(rows["functions"]),
+        triggers=triggers.triggers(rows["triggers"]),
+        policies=triggers.policies(rows["policies"]),
+        privileges=privileges.privileges(rows["privileges"]),
+        dependencies=dependencies.dependencies(rows["dependencies"]) if with_dependencies else (),
+        server_version_num=version,
+        included_schemas=tuple(schemas) if schemas is not None else (),
+    )

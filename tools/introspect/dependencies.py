@@ -106,7 +106,9 @@ def dependencies(rows: Iterable[asyncpg.Record]) -> tuple[Dependency, ...]:
         # Functions carry their identity arguments in `parent` (see the query).
         kind, key = _key(r["kind"], r["schema"], r["name"], r["parent"], r["column_name"])
         on_kind, on_key = _key(r["on_kind"], r["on_schema"], r["on_name"], r["on_parent"], r["on_column_name"])
-        if (kind, key) == (on_kind, on_key) or key.startswith(on_key + ".") and on_kind == "table" and kind == "column":
+        if (kind, key) == (on_kind, on_key) or (
+            key.startswith(on_key + ".") and on_kind == "table" and kind == "column"
+        ):
             continue  # a view's rule on the view itself, a column default on its own table
         out.add(Dependency(kind, key, on_kind, on_key))
     return tuple(sorted(out, key=lambda d: (d.kind, d.key, d.on_kind, d.on_key)))

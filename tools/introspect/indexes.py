@@ -15,8 +15,12 @@ SELECT n.nspname AS schema, ic.relname AS name, c.relname AS rel,
        pg_catalog.pg_get_indexdef(x.indexrelid) AS definition, am.amname AS method,
        x.indisunique AS is_unique, x.indisprimary AS is_primary, x.indisvalid AS valid,
        x.indnkeyatts AS nkey,
-       ARRAY(SELECT pg_catalog.pg_get_indexdef(x.indexrelid, k, true)
-             FROM generate_series(1, x.indnatts) k ORDER BY k) AS cols,
+       CASE WHEN x.indexprs IS NULL
+            THEN ARRAY(SELECT a.attname::text FROM unnest(x.indkey::int2[]) WITH ORDINALITY k(num, ord)
+                       JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.num
+                       ORDER BY k.ord)
+            ELSE ARRAY(SELECT pg_catalog.pg_get_indexdef(x.indexrelid, k, true)
+                       FROM generate_series(1, x.indnatts) k ORDER BY k) END AS cols,
        pg_catalog.pg_get_expr(x.indpred, x.indrelid) AS predicate,
        (SELECT con.conname FROM pg_catalog.pg_constraint con
          WHERE con.conindid = x.indexrelid AND con.conrelid = x.indrelid AND con.contype IN ('p', 'u', 'x'))

@@ -37,11 +37,7 @@ def extensions(rows: Iterable[asyncpg.Record], skip: Iterable[str]) -> tuple[Ext
     skipped = set(skip)
     return tuple(
         sorted(
-            (
-                Extension(r["name"], r["schema"], r["version"], r["comment"])
-                for r in rows
-                if r["name"] not in skipped
-            ),
+            (Extension(r["name"], r["schema"], r["version"], r["comment"]) for r in rows if r["name"] not in skipped),
             key=lambda o: o.key,
         )
     )

@@ -62,8 +62,8 @@ LEFT JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation AND a.attcollati
 LEFT JOIN pg_catalog.pg_namespace cn ON cn.oid = co.collnamespace
 LEFT JOIN pg_catalog.pg_description d
   ON d.objoid = a.attrelid AND d.classoid = 'pg_catalog.pg_class'::regclass AND d.objsubid = a.attnum
-LEFT JOIN pg_catalog.pg_constraint nn
-  ON nn.conrelid = a.attrelid AND nn.contype = 'n' AND nn.conkey[1] = a.attnum
+LEFT JOIN pg_catalog.pg_constraint nn  -- PostgreSQL 18: only a NOT NULL the column declares itself
+  ON nn.conrelid = a.attrelid AND nn.contype = 'n' AND nn.conkey[1] = a.attnum AND nn.coninhcount = 0
 WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm')
   AND {schema_filter("n")} AND {not_extension_member("pg_catalog.pg_class", "c.oid")}
 """
@@ -83,7 +83,8 @@ def columns(
     rows: Iterable[asyncpg.Record], identity: Mapping[str, SequenceOptions]
 ) -> dict[tuple[str, str], list[Column]]:
     """Columns grouped by (schema, relation name), in attnum order."""
-    numbered: dict[tuple[str, str], list[tuple[int, Column]]] = {}
+    out: dict[tuple[str, str], list[Column]] = {}
+    numbers: dict[tuple[str, str], list[int]] = {}
     for (
         schema,
         rel,
@@ -118,15 +119,18 @@ def columns(
             comment,
             _not_null_name(nn_name, rel, name) if nn_name is not None else None,
         )
-        bucket = numbered.get((schema, rel))
+        key = (schema, rel)
+        bucket = out.get(key)
         if bucket is None:
-            numbered[(schema, rel)] = [(attnum, col)]
+            out[key] = [col]
+            numbers[key] = [attnum]
         else:
-            bucket.append((attnum, col))
-    out: dict[tuple[str, str], list[Column]] = {}
-    for key, cols in numbered.items():
-        cols.sort(key=_first)
-        out[key] = [c for _, c in cols]
+            bucket.append(col)
+            numbers[key].append(attnum)
+    # Rows usually arrive in attnum order per relation (index order); sort the few that did not.
+    for key, nums in numbers.items():
+        if any(nums[i] > nums[i + 1] for i in range(len(nums) - 1)):
+            out[key] = [c for _, c in sorted(zip(nums, out[key], strict=True), key=_first)]
     return out
 
 

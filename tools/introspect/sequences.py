@@ -20,16 +20,16 @@ JOIN pg_catalog.pg_class c ON c.oid = s.seqrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_catalog.pg_description d
   ON d.objoid = c.oid AND d.classoid = 'pg_catalog.pg_class'::regclass AND d.objsubid = 0
-LEFT JOIN LATERAL (
-  SELECT dep.deptype, tn.nspname AS schema, t.relname, a.attname
+LEFT JOIN (
+  SELECT dep.objid, dep.deptype, tn.nspname AS schema, t.relname, a.attname
   FROM pg_catalog.pg_depend dep
+  JOIN pg_catalog.pg_class sc ON sc.oid = dep.objid AND sc.relkind = 'S'
   JOIN pg_catalog.pg_class t ON t.oid = dep.refobjid
   JOIN pg_catalog.pg_namespace tn ON tn.oid = t.relnamespace
   JOIN pg_catalog.pg_attribute a ON a.attrelid = dep.refobjid AND a.attnum = dep.refobjsubid
-  WHERE dep.classid = 'pg_catalog.pg_class'::regclass AND dep.objid = c.oid
-    AND dep.refclassid = 'pg_catalog.pg_class'::regclass AND dep.refobjsubid > 0 AND dep.deptype IN ('a', 'i')
-  LIMIT 1
-) o ON true
+  WHERE dep.classid = 'pg_catalog.pg_class'::regclass AND dep.refclassid = 'pg_catalog.pg_class'::regclass
+    AND dep.refobjsubid > 0 AND dep.deptype IN ('a', 'i')
+) o ON o.objid = c.oid
 WHERE {schema_filter("n")} AND {not_extension_member("pg_catalog.pg_class", "c.oid")}
 """
 

@@ -67,8 +67,9 @@ def triggers(rows: Iterable[asyncpg.Record]) -> tuple[Trigger, ...]:
 POLICIES = f"""
 SELECT n.nspname AS schema, c.relname AS rel, p.polname AS name, p.polcmd::text AS cmd,
        p.polpermissive AS permissive,
-       ARRAY(SELECT CASE WHEN r = 0 THEN 'public' ELSE (SELECT a.rolname::text FROM pg_catalog.pg_roles a WHERE a.oid = r)
-                    END FROM unnest(p.polroles) r) AS roles,
+       ARRAY(SELECT CASE WHEN r = 0 THEN 'public'
+                         ELSE (SELECT a.rolname::text FROM pg_catalog.pg_roles a WHERE a.oid = r) END
+             FROM unnest(p.polroles) r) AS roles,
        pg_catalog.pg_get_expr(p.polqual, p.polrelid) AS using_expr,
        pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) AS check_expr, d.description AS comment
 FROM pg_catalog.pg_policy p

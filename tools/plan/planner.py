@@ -123,9 +123,9 @@ class _Graph:
         for kind in ("enum", "domain", "composite_type", "sequence", "table", "view", "function", "collation"):
             for o in objs[kind].values():
                 self._add((kind, o.key), ("schema", quote_ident(o.schema)))
-        for d in schema.domains:
-            for n in type_nodes(d.base_type):
-                self._add(("domain", d.key), n)
+        for dom in schema.domains:
+            for n in type_nodes(dom.base_type):
+                self._add(("domain", dom.key), n)
         for ct in schema.composite_types:
             for a in ct.attributes:
                 for n in type_nodes(a.type):
@@ -150,20 +150,20 @@ class _Graph:
                 self._add(("sequence_owner", s.key), ("column", s.owned_by))
                 self.contain(("sequence_owner", s.key), ("sequence", s.key))
         unique_of: dict[str, list[Node]] = defaultdict(list)
-        for c in schema.constraints:
-            if c.type in ("PRIMARY KEY", "UNIQUE"):
-                unique_of[c.table].append(("constraint", c.key))
+        for con in schema.constraints:
+            if con.type in ("PRIMARY KEY", "UNIQUE"):
+                unique_of[con.table].append(("constraint", con.key))
         for i in schema.indexes:
             if i.unique:
                 unique_of[i.table].append(("index", i.key))
-        for c in schema.constraints:
-            self.contain(("constraint", c.key), rel(c.table))
-            if c.references:
-                self._add(("constraint", c.key), rel(c.references))
-                for n in unique_of[c.references]:
-                    self._add(("constraint", c.key), n)
-            if c.index:
-                self.contain(("index", c.index), ("constraint", c.key))
+        for con in schema.constraints:
+            self.contain(("constraint", con.key), rel(con.table))
+            if con.references:
+                self._add(("constraint", con.key), rel(con.references))
+                for n in unique_of[con.references]:
+                    self._add(("constraint", con.key), n)
+            if con.index:
+                self.contain(("index", con.index), ("constraint", con.key))
         for i in schema.indexes:
             if i.key not in {c.index for c in schema.constraints}:
                 self.contain(("index", i.key), rel(i.table))
@@ -179,12 +179,12 @@ class _Graph:
         for p in schema.policies:
             self.contain(("policy", p.key), ("table", p.table))
         for pr in schema.privileges:
-            kind = _PRIVILEGE_KINDS.get(pr.object_kind) or types.get(pr.object)
-            if kind:
-                self.contain(("privilege", pr.key), (kind, pr.object))
+            object_kind = _PRIVILEGE_KINDS.get(pr.object_kind) or types.get(pr.object)
+            if object_kind:
+                self.contain(("privilege", pr.key), (object_kind, pr.object))
             if pr.object_kind == "COLUMN" and pr.object in column_relation:
                 # A table-level REVOKE also revokes column grants: column grants come after table grants.
-                rel_kind, rel_key = column_relation[pr.object]
+                rel_key = column_relation[pr.object][1]
                 for label in ("TABLE", "VIEW", "MATERIALIZED VIEW"):
                     self._add(("privilege", pr.key), ("privilege", f"{label} {rel_key} TO {pr.grantee}"))
 
@@ -200,7 +200,7 @@ class _Graph:
         self.children[parent].add(node)
 
     def ancestors(self, node: Node) -> list[Node]:
-        out = []
+        out: list[Node] = []
         while node in self.parent and len(out) < 10:
             node = self.parent[node]
             out.append(node)
@@ -351,8 +351,9 @@ def plan_migration(source: Schema, target: Schema, *, allow_data_loss: bool = Fa
 
     _link(steps, s_graph, t_graph, drop_step, removing, building, gone, ctx)
     ordered = order_steps(steps)
-    statements = tuple(s for step in ordered for s in step.statements)
-    return Plan(statements=statements, allow_data_loss=allow_data_loss, online=online)
+    return Plan(
+        statements=tuple(s for step in ordered for s in step.statements), allow_data_loss=allow_data_loss, online=online
+    )
 
 
 def _adds_only(old: tuple[str, ...], new: tuple[str, ...]) -> bool:
@@ -409,8 +410,13 @@ def _link(
             inside = subtree(t_graph, node)
             for n in inside:
                 for dep in t_graph.dependants.get(n, ()):
-                    if dep not in inside:
-                        step.after.update(removing.get(dep, ()))
+                    if dep in inside:
+                        continue
+                    step.after.update(removing.get(dep, ()))
+                    if dep not in drop_step:  # dropped with its table: after that table's drop
+                        owner = next((a for a in t_graph.ancestors(dep) if a in drop_step), None)
+                        if owner is not None and owner not in inside:
+                            step.after.add(drop_step[owner])
         if action in ("create", "alter", "reset"):
             # A new table's statement holds its columns: it needs what they need.
             parts = [node] + (

@@ -89,6 +89,7 @@ CREATE TABLE IF NOT EXISTS storage.objects (
     bucket_id text REFERENCES storage.buckets (id),
     name text,
     owner uuid,
+    owner_id text,
     created_at timestamptz DEFAULT now(),
     updated_at timestamptz DEFAULT now(),
     last_accessed_at timestamptz DEFAULT now(),
@@ -130,3 +131,10 @@ $$;
 GRANT ALL ON ALL TABLES IN SCHEMA storage TO service_role;
 GRANT SELECT ON storage.buckets TO anon, authenticated;
 GRANT ALL ON storage.objects TO anon, authenticated;
+
+-- Supabase databases resolve extension objects (vector, uuid_generate_v4, ...) through the search_path.
+DO $$
+BEGIN
+  EXECUTE format('ALTER DATABASE %I SET search_path = "$user", public, extensions', current_database());
+END
+$$;

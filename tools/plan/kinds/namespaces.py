@@ -37,7 +37,9 @@ class ExtensionGenerator:
 
     def drop(self, old: Extension, ctx: Context) -> list[Statement]:
         hazard = Hazard.of(HazardKind.DELETES_DATA, f"dropping extension {old.name} drops the objects it created")
-        return [Statement(sql=f"DROP EXTENSION {quote_ident(old.name)}", hazards=(hazard,), object=f"extension {old.key}")]
+        return [
+            Statement(sql=f"DROP EXTENSION {quote_ident(old.name)}", hazards=(hazard,), object=f"extension {old.key}")
+        ]
 
     def alter(self, old: Extension, new: Extension, ctx: Context) -> list[Statement] | None:
         out = []

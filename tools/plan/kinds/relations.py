@@ -59,9 +59,13 @@ class ConstraintGenerator:
         out: list[Statement] = []
         fresh = table in ctx.created_tables
         if new.type in _INDEX_BACKED:
-            hazards = () if fresh else (
-                Hazard.of(HazardKind.INDEX_BUILD, f"{new.type} {new.key} builds its index"),
-                Hazard.of(HazardKind.ACCESS_EXCLUSIVE_LOCK, f"{table} is locked while the index builds"),
+            hazards = (
+                ()
+                if fresh
+                else (
+                    Hazard.of(HazardKind.INDEX_BUILD, f"{new.type} {new.key} builds its index"),
+                    Hazard.of(HazardKind.ACCESS_EXCLUSIVE_LOCK, f"{table} is locked while the index builds"),
+                )
             )
             index = ctx.source.by_key("index").get(new.index or "") if new.type != "EXCLUDE" else None
             if ctx.online_table(table) and index is not None:
@@ -96,12 +100,12 @@ class ConstraintGenerator:
                     )
                 )
             else:
-                hazards = () if fresh or not new.validated else (scan,)
+                checks: tuple[Hazard, ...] = () if fresh or not new.validated else (scan,)
                 if new.type == "FOREIGN KEY" and not fresh:
-                    hazards += (
+                    checks += (
                         Hazard.of(HazardKind.SHARE_LOCK, f"{table} and {new.references} are locked against writes"),
                     )
-                out.append(Statement(sql=f"{add} {new.definition}", hazards=hazards, object=f"constraint {new.key}"))
+                out.append(Statement(sql=f"{add} {new.definition}", hazards=checks, object=f"constraint {new.key}"))
         if new.comment is not None:
             out.append(Statement(sql=comment_on(f"CONSTRAINT {name} ON {table}", new.comment)))
         return out
@@ -109,7 +113,9 @@ class ConstraintGenerator:
     def drop(self, old: Constraint, ctx: Context) -> list[Statement]:
         if old.type == "TRIGGER":
             return []
-        hazards = (Hazard.of(HazardKind.INDEX_DROPPED, f"{old.key} drops its index"),) if old.type in _INDEX_BACKED else ()
+        hazards = (
+            (Hazard.of(HazardKind.INDEX_DROPPED, f"{old.key} drops its index"),) if old.type in _INDEX_BACKED else ()
+        )
         sql = f"ALTER TABLE {old.table} DROP CONSTRAINT {quote_ident(old.name)}"
         return [Statement(sql=sql, hazards=hazards, object=f"constraint {old.key}")]
 
@@ -119,7 +125,9 @@ class ConstraintGenerator:
         out = []
         if new.validated and not old.validated:
             scan = Hazard.of(HazardKind.VALIDATION_SCAN, f"{new.key} checks every existing row")
-            out.append(Statement(sql=f"ALTER TABLE {new.table} VALIDATE CONSTRAINT {quote_ident(new.name)}", hazards=(scan,)))
+            out.append(
+                Statement(sql=f"ALTER TABLE {new.table} VALIDATE CONSTRAINT {quote_ident(new.name)}", hazards=(scan,))
+            )
         elif old.validated and not new.validated:
             return None
         if old.comment != new.comment:
@@ -157,13 +165,19 @@ class IndexGenerator:
                 )
             )
         else:
-            hazards = () if fresh or table not in ctx.target_tables else (
-                Hazard.of(HazardKind.INDEX_BUILD, f"index {new.key} is built"),
-                Hazard.of(HazardKind.SHARE_LOCK, f"writes to {table} wait until the index is built"),
+            hazards = (
+                ()
+                if fresh or table not in ctx.target_tables
+                else (
+                    Hazard.of(HazardKind.INDEX_BUILD, f"index {new.key} is built"),
+                    Hazard.of(HazardKind.SHARE_LOCK, f"writes to {table} wait until the index is built"),
+                )
             )
             out.append(Statement(sql=definition, hazards=hazards, object=f"index {new.key}"))
-        if new.parent_index and ("index", new.parent_index) not in ctx.gone and new.parent_index in ctx.target.by_key(
-            "index"
+        if (
+            new.parent_index
+            and ("index", new.parent_index) not in ctx.gone
+            and new.parent_index in ctx.target.by_key("index")
         ):
             out.append(Statement(sql=f"ALTER INDEX {new.parent_index} ATTACH PARTITION {new.key}"))
         if new.comment is not None:

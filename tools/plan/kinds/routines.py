@@ -19,7 +19,7 @@ class FunctionGenerator:
     kind = "function"
 
     def create(self, new: Function, ctx: Context) -> list[Statement]:
-        hazards = ()
+        hazards: tuple[Hazard, ...] = ()
         if new.language not in _COMPILED_LANGUAGES and not new.standard_body:
             hazards = (
                 Hazard.of(HazardKind.UNTRACKABLE_DEPENDENCY, f"the body of {new.key} ({new.language}) is not tracked"),

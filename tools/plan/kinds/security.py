@@ -21,7 +21,9 @@ class PolicyGenerator:
         roles = ", ".join(_role(r) for r in new.roles) or "PUBLIC"
         using = f" USING ({new.using})" if new.using is not None else ""
         check = f" WITH CHECK ({new.with_check})" if new.with_check is not None else ""
-        sql = f"CREATE POLICY {quote_ident(new.name)} ON {new.table} AS {kind} FOR {new.command} TO {roles}{using}{check}"
+        sql = (
+            f"CREATE POLICY {quote_ident(new.name)} ON {new.table} AS {kind} FOR {new.command} TO {roles}{using}{check}"
+        )
         authz = Hazard.of(HazardKind.AUTHZ_CHANGE, f"policy {new.key} is created")
         out = [Statement(sql=sql, hazards=(authz,), object=f"policy {new.key}")]
         if new.comment is not None:
@@ -49,11 +51,9 @@ def _on(p: Privilege, ctx: Context, privileges: tuple[str, ...]) -> tuple[str, s
     """(privilege list, `ON ...` clause) for a GRANT or REVOKE."""
     kind = p.object_kind
     if kind == "COLUMN":
-        table = next(
-            (t.key for t in (*ctx.source.tables, *ctx.target.tables, *ctx.source.views, *ctx.target.views)
-             if p.object.startswith(t.key + ".")),
-            p.object.rsplit(".", 1)[0],
-        )
+        relations = [t.key for t in (*ctx.source.tables, *ctx.target.tables)]
+        relations += [v.key for v in (*ctx.source.views, *ctx.target.views)]
+        table = next((k for k in relations if p.object.startswith(k + ".")), p.object.rsplit(".", 1)[0])
         column = p.object[len(table) + 1 :]
         return ", ".join(f"{priv} ({column})" for priv in privileges), f"TABLE {table}"
     if kind in ("VIEW", "MATERIALIZED VIEW"):
@@ -93,10 +93,14 @@ class PrivilegeGenerator:
     def alter(self, old: Privilege, new: Privilege, ctx: Context) -> list[Statement] | None:
         removed = tuple(x for x in old.privileges if x not in new.privileges)
         lost_option = tuple(x for x in old.grantable if x not in new.grantable and x in new.privileges)
-        added = tuple(x for x in new.privileges if x not in old.privileges or (x in new.grantable and x not in old.grantable))
+        added = tuple(
+            x for x in new.privileges if x not in old.privileges or (x in new.grantable and x not in old.grantable)
+        )
         out = self._revoke(old, removed, ctx)
         if lost_option:
             privs, on = _on(old, ctx, lost_option)
             authz = Hazard.of(HazardKind.AUTHZ_CHANGE, f"{old.grantee} loses the grant option on {old.object}")
-            out.append(Statement(sql=f"REVOKE GRANT OPTION FOR {privs} ON {on} FROM {_role(old.grantee)}", hazards=(authz,)))
+            out.append(
+                Statement(sql=f"REVOKE GRANT OPTION FOR {privs} ON {on} FROM {_role(old.grantee)}", hazards=(authz,))
+            )
         return out + self._grant(new, added, ctx)

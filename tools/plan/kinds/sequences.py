@@ -31,7 +31,9 @@ class SequenceGenerator:
     kind = "sequence"
 
     def create(self, new: Sequence, ctx: Context) -> list[Statement]:
-        out = [Statement(sql=f"CREATE SEQUENCE {new.key} {sequence_options(new.options)}", object=f"sequence {new.key}")]
+        out = [
+            Statement(sql=f"CREATE SEQUENCE {new.key} {sequence_options(new.options)}", object=f"sequence {new.key}")
+        ]
         if new.comment is not None:
             out.append(Statement(sql=comment_on(f"SEQUENCE {new.key}", new.comment)))
         return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from tools.model import Column, Table
@@ -25,11 +26,7 @@ class ColumnRef:
 
     def comparable(self) -> Column:
         """The column without what a plan cannot (and need not) set: whether it is inherited only."""
-        return Column(**{**_fields(self.column), "inherited": False})
-
-
-def _fields(column: Column) -> dict[str, object]:
-    return {name: getattr(column, name) for name in Column.__dataclass_fields__}
+        return dataclasses.replace(self.column, inherited=False)
 
 
 @dataclass(frozen=True)
@@ -135,7 +132,24 @@ class MembershipGenerator:
         if old.bound is None:
             return [Statement(sql=f"ALTER TABLE {old.child} NO INHERIT {old.parent}")]
         lock = Hazard.of(HazardKind.ACCESS_EXCLUSIVE_LOCK, f"{old.parent} is locked while the partition is detached")
-        return [Statement(sql=f"ALTER TABLE {old.parent} DETACH PARTITION {old.child}", hazards=(lock,))]
+        out = [Statement(sql=f"ALTER TABLE {old.parent} DETACH PARTITION {old.child}", hazards=(lock,))]
+        return out + self._rename_not_nulls(old, ctx)
+
+    def _rename_not_nulls(self, old: Membership, ctx: Context) -> list[Statement]:
+        """PostgreSQL 18: a detached partition keeps its parent's NOT NULL constraint names; give it its own."""
+        parent, child = ctx.target_tables.get(old.parent), ctx.source_tables.get(old.child)
+        if ctx.target_version < 180000 or parent is None or child is None:
+            return []
+        out = []
+        for column in child.columns:
+            parent_column = parent.column(column.name)
+            if not column.not_null or parent_column is None or not parent_column.not_null:
+                continue
+            kept, wanted = not_null_name(parent.name, parent_column), not_null_name(child.name, column)
+            if kept != wanted:
+                rename = f"RENAME CONSTRAINT {quote_ident(kept)} TO {quote_ident(wanted)}"
+                out.append(Statement(sql=f"ALTER TABLE {old.child} {rename}"))
+        return out
 
     def alter(self, old: Membership, new: Membership, ctx: Context) -> list[Statement] | None:
         return None
@@ -226,7 +240,9 @@ class ColumnGenerator:
             before, after = not_null_name(old_ref.table.name, old), not_null_name(new_ref.table.name, new)
             if before != after:
                 out.append(
-                    Statement(sql=f"ALTER TABLE {table} RENAME CONSTRAINT {quote_ident(before)} TO {quote_ident(after)}")
+                    Statement(
+                        sql=f"ALTER TABLE {table} RENAME CONSTRAINT {quote_ident(before)} TO {quote_ident(after)}"
+                    )
                 )
         if new.identity and not old.identity:
             out.append(Statement(sql=f"{col} ADD {identity_clause(new)}"))
@@ -235,15 +251,15 @@ class ColumnGenerator:
             if old.identity.generation != new.identity.generation:
                 actions.append(f"SET GENERATED {new.identity.generation}")
             o, n = old.identity.options, new.identity.options
-            for label, before, after in (
+            for label, was, wanted in (
                 ("START WITH", o.start, n.start),
                 ("INCREMENT BY", o.increment, n.increment),
                 ("MINVALUE", o.min_value, n.min_value),
                 ("MAXVALUE", o.max_value, n.max_value),
                 ("CACHE", o.cache, n.cache),
             ):
-                if before != after:
-                    actions.append(f"SET {label} {after}")
+                if was != wanted:
+                    actions.append(f"SET {label} {wanted}")
             if o.cycle != n.cycle:
                 actions.append("SET CYCLE" if n.cycle else "SET NO CYCLE")
             if actions:
@@ -277,7 +293,9 @@ class ColumnGenerator:
                 lock_timeout_ms=timeout,
             ),
             Statement(
-                sql=f"ALTER TABLE {table} ALTER COLUMN {name} SET NOT NULL", transactional=False, lock_timeout_ms=timeout
+                sql=f"ALTER TABLE {table} ALTER COLUMN {name} SET NOT NULL",
+                transactional=False,
+                lock_timeout_ms=timeout,
             ),
             Statement(sql=f"ALTER TABLE {table} DROP CONSTRAINT {check}", transactional=False, lock_timeout_ms=timeout),
         ]

@@ -86,7 +86,9 @@ class EnumGenerator:
             dims = column.type[len(base_type(column.type)) :]
             if column.default is not None:
                 out.append(Statement(sql=f"{col} DROP DEFAULT"))
-            rewrite = Hazard.of(HazardKind.TABLE_REWRITE, f"{table.key}.{quote_ident(column.name)} is cast to the new enum")
+            rewrite = Hazard.of(
+                HazardKind.TABLE_REWRITE, f"{table.key}.{quote_ident(column.name)} is cast to the new enum"
+            )
             out.append(
                 Statement(
                     sql=f"{col} TYPE {new.key}{dims} USING {quote_ident(column.name)}::text{dims}::{new.key}{dims}",
@@ -121,9 +123,7 @@ class DomainGenerator:
         collate = f" COLLATE {new.collation}" if new.collation else ""
         default = f" DEFAULT {new.default}" if new.default is not None else ""
         not_null = " NOT NULL" if new.not_null else ""
-        checks = "".join(
-            f" CONSTRAINT {quote_ident(c.name)} {c.definition}" for c in new.constraints if c.validated
-        )
+        checks = "".join(f" CONSTRAINT {quote_ident(c.name)} {c.definition}" for c in new.constraints if c.validated)
         out = [
             Statement(
                 sql=f"CREATE DOMAIN {new.key} AS {new.base_type}{collate}{default}{not_null}{checks}",
