@@ -225,7 +225,7 @@ def _deploy_binding(environment: str, pending: list[Migration], fingerprint: str
 async def deploy(
     db: Databases,
     environment: str,
-    directory: str,
+    directory: str | None,
     confirm: str | None = None,
     *,
     confirmations: Confirmations | None = None,
@@ -241,7 +241,7 @@ async def deploy(
     confirmations = confirmations or DEFAULT_CONFIRMATIONS
     timeouts = timeouts or Timeouts()
     env = db.require_writable(environment)
-    folder = read_migrations(Path(directory))
+    folder = read_migrations(directory)
     if not folder.migrations:
         raise ConfigError(f"{folder.directory} holds no migrations: nothing to deploy")
 
