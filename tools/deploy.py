@@ -9,7 +9,6 @@ at the first failure: that migration is fully undone, the earlier ones stay reco
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
