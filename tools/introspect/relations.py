@@ -48,7 +48,10 @@ WHERE c.relkind IN ('v', 'm') AND {schema_filter("n")} AND {not_extension_member
 COLUMNS = f"""
 SELECT n.nspname AS schema, c.relname AS rel, a.attnum, a.attname AS name,
        pg_catalog.format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS not_null,
-       pg_catalog.pg_get_expr(ad.adbin, ad.adrelid) AS expr, a.attgenerated::text AS generated,
+       -- A default holds no column reference: deparsed without the relation (much cheaper); a generated
+       -- column's expression needs it.
+       pg_catalog.pg_get_expr(ad.adbin, CASE WHEN a.attgenerated = '' THEN 0 ELSE ad.adrelid END) AS expr,
+       a.attgenerated::text AS generated,
        a.attidentity::text AS identity,
        CASE WHEN a.attcollation <> t.typcollation THEN cn.nspname END AS collation_schema,
        CASE WHEN a.attcollation <> t.typcollation THEN co.collname END AS collation_name,
