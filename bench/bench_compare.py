@@ -131,32 +131,32 @@ def main() -> None:
             base, target = build_pair(server.url(), server.url, n, str(server.bin_dir / "psql"))
             print(f"\n== {n} tables (pair built in {time.perf_counter() - t:.1f} s)", flush=True)
 
-            ours = []
-            for _ in range(args.runs):
-                wall, peak, _, out = run_with_peak([sys.executable, __file__, "--ours-child", base, target])
-                info = json.loads(out)
-                ours.append((info["seconds"], wall, peak, info))
-                print(
-                    f"ours: compare {info['seconds']:.3f} s (process {wall:.3f} s), peak {peak:.0f} MB, "
-                    f"{info['differences']} differences {info['summary']}, timings {info['timings_ms']}",
-                    flush=True,
-                )
-            dumps = []
-            for _ in range(args.runs):
-                per_side = []
-                for url in (base, target):
-                    wall, peak, _, _ = run_with_peak([pg_dump, "--schema-only", "-f", "/dev/null", "-d", url])
-                    per_side.append(wall)
-                dumps.append(per_side)
-                print(f"pg_dump --schema-only: base {per_side[0]:.3f} s, target {per_side[1]:.3f} s", flush=True)
-            migra = []
-            if Path(args.migra).exists():
-                for _ in range(args.migra_runs):
+            # Interleaved rounds (ours, pg_dump x2, migra), so that load from elsewhere on the machine
+            # weighs on every tool alike.
+            ours, dumps, migra = [], [], []
+            have_migra = Path(args.migra).exists()
+            if not have_migra:
+                print(f"migra not found at {args.migra}: see bench/README.md", flush=True)
+            for round_ in range(max(args.runs, args.migra_runs if have_migra else 0)):
+                if round_ < args.runs:
+                    wall, peak, _, out = run_with_peak([sys.executable, __file__, "--ours-child", base, target])
+                    info = json.loads(out)
+                    ours.append((info["seconds"], wall, peak, info))
+                    print(
+                        f"ours: compare {info['seconds']:.3f} s (process {wall:.3f} s), peak {peak:.0f} MB, "
+                        f"{info['differences']} differences {info['summary']}, timings {info['timings_ms']}",
+                        flush=True,
+                    )
+                    per_side = []
+                    for url in (base, target):
+                        wall, peak, _, _ = run_with_peak([pg_dump, "--schema-only", "-f", "/dev/null", "-d", url])
+                        per_side.append(wall)
+                    dumps.append(per_side)
+                    print(f"pg_dump --schema-only: base {per_side[0]:.3f} s, target {per_side[1]:.3f} s", flush=True)
+                if have_migra and round_ < args.migra_runs:
                     wall, peak, _code, out = run_with_peak([args.migra, "--unsafe", target, base])
                     migra.append((wall, peak, out.count("\n")))
                     print(f"migra: {wall:.3f} s, peak {peak:.0f} MB, {out.count(chr(10))} lines of SQL", flush=True)
-            else:
-                print(f"migra not found at {args.migra}: see bench/README.md", flush=True)
 
             ours_s = median([o[0] for o in ours])
             ours_proc = median([o[1] for o in ours])

@@ -17,12 +17,12 @@ import sys
 from pathlib import Path
 
 import asyncpg
+from conftest import create_database, drop_database
 from support_plan import apply_plan, read_schema, run_sql
 from support_prepare import available_extensions, chains, make_supabase_shaped, without_unavailable_extensions
 
-from conftest import create_database, drop_database
-from tools.judge import judge_equal
 from tools.introspect import introspect
+from tools.judge import judge_equal
 from tools.localpg import LocalPostgres, embedded_bin_dir
 from tools.model import Schema
 from tools.plan import plan_migration

@@ -97,6 +97,15 @@ CASES = [
         hz(H.VALIDATION_SCAN),
     ),
     Case(
+        "domain_base_type_changed_renames_recreates_and_casts_columns_and_views",
+        "create domain d as int check (value > 0); create table t(x d default 1); create view v as select x from t;",
+        "create domain d as bigint check (value > 0); create table t(x d default 1); create view v as select x from t;",
+        hz(H.TABLE_REWRITE),
+        rows="insert into t values (5);",
+        check="select x = 5 from v",
+        expect_sql=("RENAME TO d__pgshift_old", "USING x::bigint::public.d"),
+    ),
+    Case(
         "composite_type_attribute_added_and_retyped",
         "create type c as (a int, b text);",
         "create type c as (a bigint, b text, z date); comment on type c is 'pair';",

@@ -404,6 +404,8 @@ async def test_managed_schemas_are_read_when_asked_for(pg18: LocalPostgres) -> N
     assert "auth.users" not in {t.key for t in default.tables}
     assert "auth.users" in {t.key for t in managed.tables}
     assert {t.key for t in named.tables} == {"auth.users"}
+    # Extensions are database-wide: listed by default, only those installed in the named schemas otherwise.
+    assert [e.name for e in default.extensions] == ["citext"] and named.extensions == ()
 
 
 def test_columns_come_out_in_table_order_whatever_order_the_rows_arrive_in() -> None:

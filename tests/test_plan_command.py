@@ -42,7 +42,7 @@ async def test_plan_prints_only_sql_that_psql_applies_and_exits_by_outcome(
 
         assert await cli("--source", source, "--target", target, "--allow-data-loss", "--online") == EXIT_PLAN
         out, err = capsys.readouterr()
-        assert out.startswith("ALTER TABLE public.t DROP COLUMN old;")
+        assert out.startswith("SET lock_timeout = '3000ms';\nALTER TABLE public.t DROP COLUMN old;")
         assert "CREATE INDEX CONCURRENTLY t_b" in out
         assert "index_build" in err and "--" not in out
 

@@ -11,7 +11,8 @@ Normalisation (done by the introspection, relied on by the diff):
   user object in them is schema-qualified whatever the session's search_path;
 - objects created by an extension, internal triggers, and partition clones of constraints and triggers
   are left out (they follow from their parent); PostgreSQL 18's NOT NULL constraints are folded into
-  `Column.not_null`;
+  `Column.not_null` (a name other than the default, declared on the column itself, is kept in
+  `Column.not_null_name`, compared only between servers that both name them);
 - owners are not compared, and a privilege held by an object's owner is not listed.
 
 The model is data only: no I/O, no SQL generation.
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -435,14 +435,15 @@ class Schema:
         return next((t for t in self.tables if t.key == key), None)
 
     def fingerprint(self) -> str:
-        """A stable sha256 (hex) of the normalised model: equal schemas give equal fingerprints."""
+        """A stable sha256 (hex) of the normalised model: equal schemas give equal fingerprints.
+
+        Hashes the repr of every sorted collection (dataclass reprs list each compared field by name, in
+        order; keys and the metadata fields are left out), which is deterministic for these value types.
+        """
         digest = hashlib.sha256()
         norm = self.normalised()
         for attr, _kind in (*COLLECTIONS, ("dependencies", "dependency")):
-            digest.update(attr.encode())
-            for obj in getattr(norm, attr):
-                digest.update(json.dumps(to_plain(obj), separators=(",", ":"), sort_keys=True).encode())
-                digest.update(b"\n")
+            digest.update(f"{attr}={getattr(norm, attr)!r}\n".encode())
         return digest.hexdigest()
 
     def __iter__(self) -> Iterator[Any]:

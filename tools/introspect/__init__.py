@@ -69,14 +69,20 @@ QUERIES: tuple[tuple[str, str, bool], ...] = (
     ("extensions", namespaces.EXTENSIONS, False),
 )
 
-# Run first in every transaction: schema-qualified definitions whatever the session's search_path.
+# Run first in every transaction (all settings local to it):
+# - search_path = pg_catalog: definitions come out schema-qualified, whatever the session's search_path;
+# - enable_nestloop = off: the catalog queries then hash-join whole catalogs, which costs the same whatever
+#   the catalog statistics say. Right after a large migration the catalogs have no statistics yet, every
+#   estimate is "1 row", and nested loops over 5,000 tables made single queries ten times slower.
 _SETUP = (
     "SELECT pg_catalog.current_setting('server_version_num')::int, pg_catalog.current_setting('statement_timeout')"
-    " FROM pg_catalog.set_config('search_path', 'pg_catalog', true)"
+    " FROM pg_catalog.set_config('search_path', 'pg_catalog', true) AS path,"
+    " pg_catalog.set_config('enable_nestloop', 'off', true) AS nestloop"
 )
 # In a helper: the same, plus the main connection's statement_timeout.
 _HELPER_SETUP = (
     "SELECT pg_catalog.set_config('search_path', 'pg_catalog', true),"
+    " pg_catalog.set_config('enable_nestloop', 'off', true),"
     " pg_catalog.set_config('statement_timeout', $1, true)"
 )
 
@@ -186,11 +192,12 @@ async def _read(
             getattr(exc, "sqlstate", None),
         ) from exc
     seqs, identity = sequences.sequences(rows["sequences"])
-    cols = relations.columns(rows["columns"], identity)
+    names: relations.AttributeNames = {}
+    cols = relations.columns(rows["columns"], identity, names)
     skip_ext = ("plpgsql",) if include_managed else ("plpgsql", *SUPABASE_DEFAULT_EXTENSIONS)
     return Schema(
         namespaces=namespaces.namespaces(rows["namespaces"]),
-        extensions=namespaces.extensions(rows["extensions"], skip_ext),
+        extensions=namespaces.extensions(rows["extensions"], skip_ext, schemas),
         collations=namespaces.collations(rows["collations"]),
         enums=types.enums(rows["enums"]),
         domains=types.domains(rows["domains"]),
@@ -198,8 +205,8 @@ async def _read(
         sequences=seqs,
         tables=relations.tables(rows["tables"], cols),
         views=relations.views(rows["views"], cols),
-        constraints=constraints.constraints(rows["constraints"]),
-        indexes=indexes.indexes(rows["indexes"]),
+        constraints=constraints.constraints(rows["constraints"], names),
+        indexes=indexes.indexes(rows["indexes"], names),
         functions=functions.functions(rows["functions"]),
         triggers=triggers.triggers(rows["triggers"]),
         policies=triggers.policies(rows["policies"]),

@@ -11,19 +11,20 @@ from collections.abc import Iterable
 import asyncpg
 
 from tools.introspect.filters import schema_filter
+from tools.introspect.relations import AttributeNames
 from tools.model import Constraint, qname
 
 CONSTRAINTS = f"""
 SELECT n.nspname AS schema, c.relname AS rel, con.conname AS name, con.contype::text AS type,
        pg_catalog.pg_get_constraintdef(con.oid) AS definition, con.convalidated AS validated,
        con.condeferrable AS deferrable, con.condeferred AS deferred,
-       ARRAY(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY k(num, ord)
-             JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.num ORDER BY k.ord)
-         AS columns,
+       array_to_string(con.conkey, ' ') AS attnums,  -- as text: asyncpg decodes text without a type lookup
        fn.nspname AS ref_schema, fc.relname AS ref_table,
-       ARRAY(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY k(num, ord)
-             JOIN pg_catalog.pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.num ORDER BY k.ord)
-         AS ref_columns,
+       -- the referenced table may be outside the schemas read (auth.users): name its columns here
+       CASE WHEN con.contype = 'f' THEN
+         ARRAY(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY k(num, ord)
+               JOIN pg_catalog.pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.num ORDER BY k.ord)
+       END AS ref_columns,
        con.confupdtype::text AS on_update, con.confdeltype::text AS on_delete, con.confmatchtype::text AS match,
        CASE WHEN con.contype IN ('p', 'u', 'x') THEN ic.relname END AS index_name,
        d.description AS comment
@@ -44,11 +45,13 @@ _ACTIONS = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", 
 _MATCH = {"s": "SIMPLE", "f": "FULL", "p": "PARTIAL"}
 
 
-def constraints(rows: Iterable[asyncpg.Record]) -> tuple[Constraint, ...]:
+def constraints(rows: Iterable[asyncpg.Record], names: AttributeNames) -> tuple[Constraint, ...]:
+    """Constraints; `names` (from `relations.columns`) names their columns."""
     out = []
     for r in rows:
         fk = r["type"] == "f"
         schema = r["schema"]
+        by_number = names.get((schema, r["rel"]), {})
         out.append(
             Constraint(
                 schema,
@@ -56,7 +59,7 @@ def constraints(rows: Iterable[asyncpg.Record]) -> tuple[Constraint, ...]:
                 r["name"],
                 _TYPES[r["type"]],
                 r["definition"],
-                columns=tuple(r["columns"]),
+                columns=tuple(by_number.get(int(n), n) for n in (r["attnums"] or "").split() if n != "0"),
                 validated=r["validated"],
                 deferrable=r["deferrable"],
                 initially_deferred=r["deferred"],

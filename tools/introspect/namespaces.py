@@ -33,14 +33,18 @@ WHERE e.extname <> 'plpgsql'
 """
 
 
-def extensions(rows: Iterable[asyncpg.Record], skip: Iterable[str]) -> tuple[Extension, ...]:
+def extensions(
+    rows: Iterable[asyncpg.Record], skip: Iterable[str], schemas: Iterable[str] | None = None
+) -> tuple[Extension, ...]:
+    """Extensions, minus the `skip` names; only those installed in `schemas` when schemas are named."""
     skipped = set(skip)
-    return tuple(
-        sorted(
-            (Extension(r["name"], r["schema"], r["version"], r["comment"]) for r in rows if r["name"] not in skipped),
-            key=lambda o: o.key,
-        )
-    )
+    wanted = set(schemas) if schemas is not None else None
+    out = [
+        Extension(r["name"], r["schema"], r["version"], r["comment"])
+        for r in rows
+        if r["name"] not in skipped and (wanted is None or r["schema"] in wanted)
+    ]
+    return tuple(sorted(out, key=lambda o: o.key))
 
 
 # colllocale (PostgreSQL 17+) was colliculocale before: read either through to_jsonb.

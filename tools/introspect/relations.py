@@ -82,10 +82,14 @@ def _not_null_name(name: str | None, rel: str, column: str) -> str | None:
     return None if name is None or name == default or len(default.encode()) > 63 else name
 
 
+AttributeNames = dict[tuple[str, str], dict[int, str]]
+
+
 def columns(
-    rows: Iterable[asyncpg.Record], identity: Mapping[str, SequenceOptions]
+    rows: Iterable[asyncpg.Record], identity: Mapping[str, SequenceOptions], names: AttributeNames | None = None
 ) -> dict[tuple[str, str], list[Column]]:
-    """Columns grouped by (schema, relation name), in attnum order."""
+    """Columns grouped by (schema, relation name), in attnum order. Fills `names` with (relation) -> attnum -> name,
+    which the index and constraint rows use to name their columns."""
     out: dict[tuple[str, str], list[Column]] = {}
     numbers: dict[tuple[str, str], list[int]] = {}
     for (
@@ -132,6 +136,8 @@ def columns(
             numbers[key].append(attnum)
     # Rows usually arrive in attnum order per relation (index order); sort the few that did not.
     for key, nums in numbers.items():
+        if names is not None:
+            names[key] = {num: col.name for num, col in zip(nums, out[key], strict=True)}
         if any(nums[i] > nums[i + 1] for i in range(len(nums) - 1)):
             out[key] = [c for _, c in sorted(zip(nums, out[key], strict=True), key=_first)]
     return out

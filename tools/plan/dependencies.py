@@ -35,7 +35,6 @@ class DependencyGraph:
         self.dependants: dict[Node, set[Node]] = defaultdict(set)
         self.parent: dict[Node, Node] = {}
         self.children: dict[Node, set[Node]] = defaultdict(set)
-        self._objs = objs
         relations = {t.key: "table" for t in schema.tables} | {v.key: "view" for v in schema.views}
         types = {o.key: kind for kind in ("enum", "domain", "composite_type") for o in objs[kind].values()}
         functions_by_name: dict[str, list[str]] = defaultdict(list)

@@ -27,7 +27,7 @@ from tools.plan.kinds.routines import FunctionGenerator, TriggerGenerator
 from tools.plan.kinds.security import PolicyGenerator, PrivilegeGenerator
 from tools.plan.kinds.sequences import Ownership, OwnershipGenerator, SequenceGenerator
 from tools.plan.kinds.tables import ColumnGenerator, ColumnRef, MembershipGenerator, TableGenerator, memberships
-from tools.plan.kinds.types import CompositeTypeGenerator, DomainGenerator, EnumGenerator
+from tools.plan.kinds.types import CompositeTypeGenerator, DomainGenerator, EnumGenerator, renames_and_recasts
 from tools.plan.statement import Plan, Statement
 from tools.sql import quote_ident
 
@@ -76,6 +76,12 @@ def _same(kind: str, old: Any, new: Any) -> bool:
     return bool(old == new)
 
 
+def _loses_local(t_objs: dict[str, dict[str, Any]], s_objs: dict[str, dict[str, Any]], key: str, ctx: Context) -> bool:
+    """A column of its own that must become one only inherited from a parent that does not have it yet."""
+    old, new = t_objs["column"][key], s_objs["column"][key]
+    return bool(new.column.inherited and not old.column.inherited and not ColumnGenerator.parent_has(new, ctx))
+
+
 def plan_migration(source: Schema, target: Schema, *, allow_data_loss: bool = False, online: bool = False) -> Plan:
     """The statements that make `target` equal `source` (pure: reads the two models, touches no database)."""
     ctx = Context(source=source, target=target, online=online)
@@ -98,7 +104,9 @@ def plan_migration(source: Schema, target: Schema, *, allow_data_loss: bool = Fa
         for key in t_objs[k].keys() - s_objs[k].keys():
             removed.add((k, key))
         for key in s_objs[k].keys() & t_objs[k].keys():
-            if not _same(k, t_objs[k][key], s_objs[k][key]):
+            if not _same(k, t_objs[k][key], s_objs[k][key]) or (
+                k == "column" and _loses_local(t_objs, s_objs, key, ctx)
+            ):
                 changed.add((k, key))
     recreated = {n for n in changed if _BY_KIND[n[0]].alter(t_objs[n[0]][n[1]], s_objs[n[0]][n[1]], ctx) is None}
 
@@ -109,12 +117,10 @@ def plan_migration(source: Schema, target: Schema, *, allow_data_loss: bool = Fa
             old, new = t_objs[kind][key].column, s_objs[kind][key].column
             if (old.type, old.collation) != (new.type, new.collation):
                 breaking.add((kind, key))
-        if kind == "enum":
-            old_e, new_e = t_objs[kind][key], s_objs[kind][key]
-            if old_e.values != new_e.values and not _adds_only(old_e.values, new_e.values):
-                breaking.add((kind, key))
-                for t, c in ctx.columns_of_type(target, key):
-                    breaking.add(("column", f"{t.key}.{quote_ident(c.name)}"))
+        if kind in ("enum", "domain") and renames_and_recasts(kind, t_objs[kind][key], s_objs[kind][key]):
+            breaking.add((kind, key))
+            for t, c in ctx.columns_of_type(target, key):
+                breaking.add(("column", f"{t.key}.{quote_ident(c.name)}"))
 
     gone = removed | recreated
     reset_defaults: set[Node] = set()
@@ -218,16 +224,13 @@ def plan_migration(source: Schema, target: Schema, *, allow_data_loss: bool = Fa
             if step:
                 step.after.update(building.get(("function", default.object), ()))
 
-    _link(steps, s_graph, t_graph, drop_step, removing, building, gone, ctx)
-    ordered = order_steps(steps)
-    return Plan(
-        statements=tuple(s for step in ordered for s in step.statements), allow_data_loss=allow_data_loss, online=online
-    )
-
-
-def _adds_only(old: tuple[str, ...], new: tuple[str, ...]) -> bool:
-    positions = [new.index(v) if v in new else -1 for v in old]
-    return all(p >= 0 for p in positions) and positions == sorted(positions)
+    column_table = {key: ref.table.key for k in (t_objs, s_objs) for key, ref in k["column"].items()}
+    _link(steps, s_graph, t_graph, drop_step, removing, building, gone, column_table, ctx)
+    statements = [s for step in order_steps(steps) for s in step.statements]
+    if online:  # every statement gives up instead of queueing behind long transactions
+        timeout = ctx.lock_timeout_ms
+        statements = [s if s.lock_timeout_ms else s.model_copy(update={"lock_timeout_ms": timeout}) for s in statements]
+    return Plan(statements=tuple(statements), allow_data_loss=allow_data_loss, online=online)
 
 
 def _split(step_id: str) -> tuple[str, Node]:
@@ -243,6 +246,7 @@ def _link(
     removing: dict[Node, list[str]],
     building: dict[Node, list[str]],
     gone: set[Node],
+    column_table: dict[str, str],
     ctx: Context,
 ) -> None:
     """Add the ordering edges between steps."""
@@ -305,7 +309,7 @@ def _link(
             for dep in t_graph.dependants.get(node, ()):
                 if dep in gone and dep in drop_step:
                     step.after.add(drop_step[dep])
-            if kind == "enum":
+            if kind in ("enum", "domain"):  # columns leaving the type go before the old type is dropped
                 for t, c in ctx.columns_of_type(ctx.target, key):
                     col = ("column", f"{t.key}.{quote_ident(c.name)}")
                     src = ctx.source_tables.get(t.key)
@@ -313,23 +317,15 @@ def _link(
                     if src_col is None or base_type(src_col.type) != key:
                         step.after.update(removing.get(col, ()))
         if kind == "column" and action in ("drop", "alter"):
-            table = _table_of_column(key, ctx)
+            table = column_table[key]
             step.after.update(table_member_drops.get(table, ()))
             step.after.update(detached.get(table, ()))
             for dep in t_graph.dependants.get(node, ()):
                 if dep in drop_step:
                     step.after.add(drop_step[dep])
         if kind == "column" and action == "create":
-            step.after.update(detaches.get(_table_of_column(key, ctx), ()))
+            step.after.update(detaches.get(column_table[key], ()))
         step.after.discard(step.id)
-
-
-def _table_of_column(column_key: str, ctx: Context) -> str:
-    for tables in (ctx.source_tables, ctx.target_tables):
-        for key in tables:
-            if column_key.startswith(key + ".") and "." not in column_key[len(key) + 1 :].replace('"', ""):
-                return key
-    return column_key.rsplit(".", 1)[0]
 
 
 __all__ = ["plan_migration"]

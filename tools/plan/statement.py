@@ -22,7 +22,7 @@ class HazardKind(StrEnum):
     VALIDATION_SCAN = "validation_scan"
     AUTHZ_CHANGE = "authz_change"
     UNTRACKABLE_DEPENDENCY = "untrackable_dependency"
-    NOT_TRANSACTIONAL = "not_transactional"
+    NOT_TRANSACTIONAL = "not_transactional"  # used by the migration linter; plans mark this with `transactional`
 
 
 _DEFAULT_MESSAGES: dict[HazardKind, str] = {

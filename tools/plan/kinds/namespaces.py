@@ -25,6 +25,11 @@ class SchemaGenerator:
         return [Statement(sql=comment_on(f"SCHEMA {quote_ident(new.name)}", new.comment))]
 
 
+def _version(text: str) -> tuple[tuple[int, str], ...]:
+    """An extension version for ordering: numeric parts compare as numbers (`1.10` after `1.9`)."""
+    return tuple((int(p), "") if p.isdigit() else (-1, p) for p in text.replace("-", ".").split("."))
+
+
 class ExtensionGenerator:
     kind = "extension"
 
@@ -42,6 +47,8 @@ class ExtensionGenerator:
         ]
 
     def alter(self, old: Extension, new: Extension, ctx: Context) -> list[Statement] | None:
+        if _version(new.version) < _version(old.version):
+            return None  # extensions ship update scripts forward only: a downgrade is drop and create
         out = []
         name = quote_ident(new.name)
         if old.schema != new.schema:

@@ -126,7 +126,27 @@ class MembershipGenerator:
         if new.bound is None:
             return [Statement(sql=f"ALTER TABLE {new.child} INHERIT {new.parent}")]
         scan = Hazard.of(HazardKind.VALIDATION_SCAN, f"rows of {new.child} are checked against the partition bound")
-        return [Statement(sql=f"ALTER TABLE {new.parent} ATTACH PARTITION {new.child} {new.bound}", hazards=(scan,))]
+        attach = Statement(sql=f"ALTER TABLE {new.parent} ATTACH PARTITION {new.child} {new.bound}", hazards=(scan,))
+        return [*self._adopt_not_nulls(new, ctx), attach]  # renamed while still its own: inherited ones cannot be
+
+    def _adopt_not_nulls(self, new: Membership, ctx: Context) -> list[Statement]:
+        """PostgreSQL 18: a partition's NOT NULL constraints carry its parent's names; an attached table keeps its own.
+
+        Rename them the way the source has them.
+        """
+        parent, child = ctx.source_tables.get(new.parent), ctx.target_tables.get(new.child)
+        if ctx.target_version < 180000 or parent is None or child is None:
+            return []
+        out = []
+        for column in child.columns:
+            parent_column = parent.column(column.name)
+            if not column.not_null or parent_column is None or not parent_column.not_null:
+                continue
+            kept, wanted = not_null_name(child.name, column), not_null_name(parent.name, parent_column)
+            if kept != wanted:
+                rename = f"RENAME CONSTRAINT {quote_ident(kept)} TO {quote_ident(wanted)}"
+                out.append(Statement(sql=f"ALTER TABLE {new.child} {rename}"))
+        return out
 
     def drop(self, old: Membership, ctx: Context) -> list[Statement]:
         if old.bound is None:
@@ -207,6 +227,8 @@ class ColumnGenerator:
     def alter(self, old_ref: ColumnRef, new_ref: ColumnRef, ctx: Context) -> list[Statement] | None:
         old, new = old_ref.column, new_ref.column
         table = new_ref.table.key
+        if new.inherited and not old.inherited and not self.parent_has(new_ref, ctx):
+            return None  # only the parent's new column may stand here: drop ours, the parent's ADD COLUMN adds it
         name = quote_ident(new.name)
         col = f"ALTER TABLE {table} ALTER COLUMN {name}"
         out: list[Statement] = []
@@ -267,6 +289,15 @@ class ColumnGenerator:
         if old.comment != new.comment:
             out.append(Statement(sql=comment_on(f"COLUMN {new_ref.key}", new.comment)))
         return out
+
+    @staticmethod
+    def parent_has(ref: ColumnRef, ctx: Context) -> bool:
+        """Whether a parent the table has in the source already has this column in the target."""
+        parents = [*ref.table.inherits, *([ref.table.partition_of] if ref.table.partition_of else [])]
+        return any(
+            (parent := ctx.target_tables.get(key)) is not None and parent.column(ref.column.name) is not None
+            for key in parents
+        )
 
     def _set_not_null(self, ref: ColumnRef, ctx: Context) -> list[Statement]:
         table, name = ref.table.key, quote_ident(ref.column.name)

@@ -75,28 +75,7 @@ class EnumGenerator:
             Statement(sql=f"ALTER TYPE {old.key} RENAME TO {quote_ident(old_name)}", object=f"enum {new.key}"),
             Statement(sql=f"CREATE TYPE {new.key} AS ENUM ({_values(new.values)})", object=f"enum {new.key}"),
         ]
-        for table, column in ctx.columns_of_type(ctx.target, old.key):
-            if ("table", table.key) in ctx.gone:
-                continue
-            src_table = ctx.source_tables.get(table.key)
-            src_col = src_table.column(column.name) if src_table else None
-            if src_col is None or base_type(src_col.type) != new.key:
-                continue  # the column changes type or goes away: its own generator handles it
-            col = f"ALTER TABLE {table.key} ALTER COLUMN {quote_ident(column.name)}"
-            dims = column.type[len(base_type(column.type)) :]
-            if column.default is not None:
-                out.append(Statement(sql=f"{col} DROP DEFAULT"))
-            rewrite = Hazard.of(
-                HazardKind.TABLE_REWRITE, f"{table.key}.{quote_ident(column.name)} is cast to the new enum"
-            )
-            out.append(
-                Statement(
-                    sql=f"{col} TYPE {new.key}{dims} USING {quote_ident(column.name)}::text{dims}::{new.key}{dims}",
-                    hazards=(rewrite,),
-                )
-            )
-            if src_col.default is not None:
-                out.append(Statement(sql=f"{col} SET DEFAULT {src_col.default}"))
+        out += recast_columns(old.key, new.key, "text", ctx)
         hazards = (
             (Hazard.of(HazardKind.DELETES_DATA, f"values {', '.join(removed)} of {new.key} are removed"),)
             if removed
@@ -104,6 +83,43 @@ class EnumGenerator:
         )
         out.append(Statement(sql=f"DROP TYPE {old_key}", hazards=hazards, object=f"enum {new.key}"))
         return out
+
+
+def recast_columns(old_key: str, new_key: str, via: str, ctx: Context) -> list[Statement]:
+    """Move every column of type `old_key` (or an array of it) to `new_key`, casting through `via`.
+
+    Defaults are dropped first (they cannot be cast automatically) and set again from the source.
+    Columns that change type or go away are left to their own generator.
+    """
+    out: list[Statement] = []
+    for table, column in ctx.columns_of_type(ctx.target, old_key):
+        if ("table", table.key) in ctx.gone:
+            continue
+        src_table = ctx.source_tables.get(table.key)
+        src_col = src_table.column(column.name) if src_table else None
+        if src_col is None or base_type(src_col.type) != new_key:
+            continue
+        name = quote_ident(column.name)
+        col = f"ALTER TABLE {table.key} ALTER COLUMN {name}"
+        dims = column.type[len(base_type(column.type)) :]
+        if column.default is not None:
+            out.append(Statement(sql=f"{col} DROP DEFAULT"))
+        rewrite = Hazard.of(HazardKind.TABLE_REWRITE, f"{table.key}.{name} is cast to the new {new_key}")
+        out.append(
+            Statement(sql=f"{col} TYPE {new_key}{dims} USING {name}::{via}{dims}::{new_key}{dims}", hazards=(rewrite,))
+        )
+        if src_col.default is not None:
+            out.append(Statement(sql=f"{col} SET DEFAULT {src_col.default}"))
+    return out
+
+
+def renames_and_recasts(kind: str, old: object, new: object) -> bool:
+    """Whether an enum or domain change goes through rename, create, cast the columns, drop the old type."""
+    if isinstance(old, Enum) and isinstance(new, Enum):
+        return old.values != new.values and not _is_ordered_subset(old.values, new.values)
+    if isinstance(old, Domain) and isinstance(new, Domain):
+        return (old.base_type, old.collation) != (new.base_type, new.collation)
+    return False
 
 
 def _domain_constraint(key: str, name: str, definition: str, ctx: Context) -> list[Statement]:
@@ -141,8 +157,8 @@ class DomainGenerator:
         return [Statement(sql=f"DROP DOMAIN {old.key}", object=f"domain {old.key}")]
 
     def alter(self, old: Domain, new: Domain, ctx: Context) -> list[Statement] | None:
-        if (old.base_type, old.collation) != (new.base_type, new.collation):
-            return None
+        if renames_and_recasts("domain", old, new):
+            return self._recreate(old, new, ctx)
         key = new.key
         out: list[Statement] = []
         if old.default != new.default:
@@ -164,6 +180,15 @@ class DomainGenerator:
                 out += _domain_constraint(key, name, c.definition, ctx)
         if old.comment != new.comment:
             out.append(Statement(sql=comment_on(f"DOMAIN {key}", new.comment)))
+        return out
+
+    def _recreate(self, old: Domain, new: Domain, ctx: Context) -> list[Statement]:
+        """A new base type or collation: rename the old domain, create the new one, cast the columns, drop the old."""
+        old_name = f"{new.name}__pgshift_old"
+        out = [Statement(sql=f"ALTER DOMAIN {old.key} RENAME TO {quote_ident(old_name)}", object=f"domain {new.key}")]
+        out += self.create(new, ctx)
+        out += recast_columns(old.key, new.key, new.base_type, ctx)
+        out.append(Statement(sql=f"DROP DOMAIN {qualified(new.schema, old_name)}", object=f"domain {new.key}"))
         return out
 
 
