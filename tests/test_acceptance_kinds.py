@@ -249,8 +249,8 @@ CASES = [
     ),
     Case(
         "existing_table_attached_as_partition",
-        "create table m(id int, d date) partition by range (d); create table m4(id int, d date);",
-        "create table m(id int, d date) partition by range (d);"
+        "create table m(id int not null, d date) partition by range (d); create table m4(id int not null, d date);",
+        "create table m(id int not null, d date) partition by range (d);"
         " create table m4 partition of m for values from ('2024-01-01') to ('2025-01-01');",
         hz(H.VALIDATION_SCAN),
     ),

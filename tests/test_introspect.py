@@ -30,7 +30,7 @@ COMMENT ON TYPE app.mood IS 'how it feels';
 CREATE DOMAIN app.positive AS integer NOT NULL DEFAULT 1 CONSTRAINT positive_check CHECK (VALUE > 0);
 CREATE TYPE app.pair AS (x integer, y text COLLATE "C");
 CREATE SEQUENCE app.counter AS bigint START 10 INCREMENT 5 MINVALUE 10 MAXVALUE 1000 CACHE 1 CYCLE;
-CREATE TABLE app.parent (id int PRIMARY KEY, note text COLLATE "C");
+CREATE TABLE app.parent (id int PRIMARY KEY, note text COLLATE "C" CONSTRAINT note_required NOT NULL);
 CREATE TABLE app.items (
   id bigint GENERATED ALWAYS AS IDENTITY (START WITH 100 INCREMENT BY 2) PRIMARY KEY,
   code text NOT NULL,
@@ -228,6 +228,12 @@ def _check_column(s: Schema) -> None:
     )  # fmt: skip
     assert cols["serial_col"].default == "nextval('app.items_serial_col_seq'::regclass)"
     assert _one(s.tables, "app.parent").column("note").collation == '"C"'  # type: ignore[union-attr]
+    note = _one(s.tables, "app.parent").column("note")
+    assert note is not None and note.not_null
+    # PostgreSQL 18 keeps a NOT NULL constraint's own name; 15 has none; a default name is not kept.
+    assert note.not_null_name == ("note_required" if s.server_version_num >= 180000 else None)
+    assert cols["code"].not_null_name is None
+    assert _one(s.tables, "app.child").column("note").not_null_name is None  # type: ignore[union-attr]
     child = {c.name: c.inherited for c in _one(s.tables, "app.child").columns}
     assert child == {"id": True, "note": True, "extra": False}
 
@@ -418,3 +424,17 @@ def test_columns_come_out_in_table_order_whatever_order_the_rows_arrive_in() -> 
     grouped = columns(rows, {})  # type: ignore[arg-type]
     assert [c.name for c in grouped[("public", "t")]] == ["a", "b", "c"]
     assert [c.name for c in grouped[("public", "u")]] == ["x"]
+
+
+async def test_reading_over_helper_connections_gives_the_same_model(pg: LocalPostgres) -> None:
+    await ensure_roles(pg, (ROLE,))
+    async with databases((pg, BASE)) as (url,):
+        alone = await read(url)
+        conn, *helpers = await asyncio.gather(*(asyncpg.connect(url) for _ in range(3)))
+        try:
+            shared = await introspect(conn, helpers=helpers)
+            assert not any(h.is_in_transaction() for h in helpers)  # their transactions were rolled back
+        finally:
+            await asyncio.gather(conn.close(), *(h.close() for h in helpers))
+    assert shared == alone and shared.fingerprint() == alone.fingerprint()
+    assert shared.dependencies and shared.dependencies == alone.dependencies

@@ -13,7 +13,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
@@ -177,8 +177,8 @@ async def compare_schemas(
             return await _timed_read(conn, helper, wanted, include_managed)
 
     started = time.perf_counter()
-    (src, t_src), (tgt, t_tgt) = await asyncio.gather(read(source), read(target))
-    return _finish(src, tgt, source, target, wanted, kinds, started, t_src, t_tgt)
+    with gc_paused():  # one pause for the whole comparison; see `_finish`
+        return _finish(list(await asyncio.gather(read(source), read(target))), source, target, wanted, kinds, started)
 
 
 async def compare_environments(
@@ -189,12 +189,17 @@ async def compare_environments(
     exclude_kinds: list[str] | None = None,
     include_managed: bool = False,
 ) -> CompareResult:
-    """Compare two environments over single connections (for the CLI). Read-only on both."""
+    """Compare two environments over direct connections, two per database (for the CLI). Read-only on both."""
     kinds = select_kinds(include_kinds, exclude_kinds)
     wanted = _check_schemas(schemas)
 
     async def read(env: Environment) -> tuple[Schema, float]:
-        conn, helper = await asyncio.gather(connect(env), connect(env))
+        opened = await asyncio.gather(connect(env), connect(env), return_exceptions=True)
+        failed = [r for r in opened if isinstance(r, BaseException)]
+        if failed:
+            await asyncio.gather(*(c.close() for c in opened if isinstance(c, asyncpg.Connection)))
+            raise failed[0]
+        conn, helper = cast(list[asyncpg.Connection], opened)
         try:
             async with conn.transaction(isolation="repeatable_read", readonly=True):
                 return await _timed_read(conn, helper, wanted, include_managed)
@@ -202,33 +207,33 @@ async def compare_environments(
             await asyncio.gather(conn.close(), helper.close())
 
     started = time.perf_counter()
-    (src, t_src), (tgt, t_tgt) = await asyncio.gather(read(source), read(target))
-    return _finish(src, tgt, source.name, target.name, wanted, kinds, started, t_src, t_tgt)
+    with gc_paused():  # one pause for the whole comparison; see `_finish`
+        return _finish(
+            list(await asyncio.gather(read(source), read(target))), source.name, target.name, wanted, kinds, started
+        )
 
 
 def _finish(
-    src: Schema,
-    tgt: Schema,
+    reads: list[tuple[Schema, float]],
     source: str,
     target: str,
     schemas: list[str] | None,
     kinds: list[str],
     started: float,
-    t_src: float,
-    t_tgt: float,
 ) -> CompareResult:
+    """Diff the two models and shape the result. Empties `reads` (the only reference to the models), so
+    that the large models are freed by reference counting before the garbage collector resumes."""
+    (src, t_src), (tgt, t_tgt) = reads
+    reads.clear()
     _require_schemas_exist(schemas, src, tgt, (source, target))
     read_done = time.perf_counter()
-    with gc_paused():
-        diff = diff_schemas(src, tgt, kinds=kinds)
-    timings = {
-        "read_source": t_src,
-        "read_target": t_tgt,
-        "diff": time.perf_counter() - read_done,
-        "total": time.perf_counter() - started,
-    }
-    with gc_paused():
-        return build_result(diff, source, target, schemas, kinds, timings)
+    diff = diff_schemas(src, tgt, kinds=kinds)
+    diffed = time.perf_counter()
+    timings = {"read_source": t_src, "read_target": t_tgt, "diff": diffed - read_done}
+    del src, tgt
+    result = build_result(diff, source, target, schemas, kinds, timings)
+    total = round((time.perf_counter() - started) * 1000, 1)
+    return result.model_copy(update={"timings_ms": {**result.timings_ms, "total": total}})
 
 
 # ---- command line: `pgshift compare --source URL_OR_ENV --target URL_OR_ENV [--json]` ----

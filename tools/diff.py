@@ -119,6 +119,8 @@ def _diff_keyed(
     table: str | None = None,
 ) -> list[Change]:
     out: list[Change] = []
+    # A table's equality would compare its columns, diffed on their own: go field by field instead.
+    field_by_field = kind in _SKIPPED
     for key in sorted(src.keys() | tgt.keys()):
         s = src.get(key)
         t = tgt.get(key)
@@ -126,7 +128,7 @@ def _diff_keyed(
             out.append(Change(kind, key, "added", source=s, table=table))
         elif s is None:
             out.append(Change(kind, key, "removed", target=t, table=table))
-        elif s != t:
+        elif field_by_field or s != t:
             fields = field_changes(kind, t, s, equivalences)
             if fields:
                 out.append(Change(kind, key, "changed", source=s, target=t, fields=fields, table=table))

@@ -102,8 +102,9 @@ async def introspect(
     Runs inside the caller's transaction when there is one (use REPEATABLE READ for a consistent read),
     else in its own read-only REPEATABLE READ transaction. `helpers` are extra idle connections to the same
     database (no transaction open): the queries are spread over them, each inside a transaction that imports
-    `conn`'s snapshot (pg_export_snapshot), so every query still sees one catalog; their transactions are
-    rolled back before returning. Raises DatabaseError if a catalog read fails.
+    `conn`'s snapshot (pg_export_snapshot, which needs `conn` at the top level of its transaction, not in a
+    savepoint), so every query still sees one catalog; their transactions are rolled back before returning.
+    Raises DatabaseError if a catalog read fails.
     """
     if schemas is not None:
         bad = [s for s in schemas if not isinstance(s, str) or not s]
@@ -148,6 +149,7 @@ async def _fetch_all(
         for name, sql, filtered in queries:
             rows[name] = await conn.fetch(sql, *args) if filtered else await conn.fetch(sql)
         return version, rows
+    # Not in a savepoint: PostgreSQL exports a snapshot only from the top level of a transaction.
     snapshot = await conn.fetchval("SELECT pg_catalog.pg_export_snapshot()")
     pending = list(reversed(queries))  # pop() takes the costliest first
     started: list[asyncpg.transaction.Transaction] = []

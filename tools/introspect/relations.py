@@ -55,7 +55,9 @@ SELECT n.nspname AS schema, c.relname AS rel, a.attnum, a.attname AS name,
        a.attidentity::text AS identity,
        CASE WHEN a.attcollation <> t.typcollation THEN cn.nspname END AS collation_schema,
        CASE WHEN a.attcollation <> t.typcollation THEN co.collname END AS collation_name,
-       a.attislocal AS local, d.description AS comment, nn.conname AS not_null_name
+       a.attislocal AS local, d.description AS comment,
+       -- PostgreSQL 18's NOT NULL constraint name, unless it is the default one (most of them)
+       CASE WHEN nn.conname <> c.relname || '_' || a.attname || '_not_null' THEN nn.conname END AS not_null_name
 FROM pg_catalog.pg_attribute a
 JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
