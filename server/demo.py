@@ -81,10 +81,7 @@ INSERT INTO "ModelConfiguration" ("id", "modelName", "displayName", "description
 """
 
 # Someone changed production by hand in the Supabase dashboard: drift that no migration explains.
-PRODUCTION_DRIFT = """
-ALTER TABLE "ModelConfiguration" ENABLE ROW LEVEL SECURITY;
-CREATE POLICY "read models" ON "ModelConfiguration" FOR SELECT TO authenticated USING (true);
-"""
+PRODUCTION_DRIFT = 'ALTER TABLE "ModelConfiguration" ENABLE ROW LEVEL SECURITY'
 
 
 def _shorten(value: Any, max_items: int = 6) -> Any:
@@ -157,12 +154,22 @@ async def _drive(local: LocalPostgres, production: LocalPostgres, project: Path)
         first = await call(client, "deploy", environment="production")
         if first.get("confirmation_token"):
             await call(client, "deploy", environment="production", confirm=first["confirmation_token"])
-        await call(client, "execute_sql", environment="production", sql=PRODUCTION_DRIFT, write=True)
+        step("2. Drift: a hand-made change on production, through execute_sql (protected: token first)")
+        asked = await call(client, "execute_sql", environment="production", sql=PRODUCTION_DRIFT, write=True)
+        if asked.get("confirmation_token"):
+            await call(
+                client,
+                "execute_sql",
+                environment="production",
+                sql=PRODUCTION_DRIFT,
+                write=True,
+                confirm=asked["confirmation_token"],
+            )
         await call(client, "list_tables", environment="local", verbose=True)
         await call(client, "list_tables", environment="production", schemas=["public", "auth", "storage"])
         await call(client, "list_extensions", environment="production")
 
-        step("2. execute_sql: read-only by default, rows fenced as untrusted data")
+        step("3. execute_sql: read-only by default, rows fenced as untrusted data")
         await _load(local.url(), SEED)
         await call(
             client,
@@ -172,18 +179,18 @@ async def _drive(local: LocalPostgres, production: LocalPostgres, project: Path)
         )
         await call(client, "execute_sql", environment="local", sql='DELETE FROM "ModelConfiguration"')
 
-        step("3. A local change: `prisma migrate dev` writes a new migration and applies it locally")
+        step("4. A local change: `prisma migrate dev` writes a new migration and applies it locally")
         change = _write_migration(project, "20240301000000_field_position", FIELD_POSITION_MIGRATION)
         await call(client, "deploy", environment="local")
         await call(client, "describe_table", environment="local", table="FieldConfiguration")
 
-        step("4. Compare: how does production differ from local, and what SQL would fix it?")
+        step("5. Compare: how does production differ from local, and what SQL would fix it?")
         await call(client, "compare_schemas", source="local", target="production", plan=True)
 
-        step("5. Prepare: rewrite the migration for Supabase, lint it, dry-run it on production (rolled back)")
+        step("6. Prepare: rewrite the migration for Supabase, lint it, dry-run it on production (rolled back)")
         await call(client, "check_migration", environment="production", migration=change)
 
-        step("6. Apply: production is protected, so the first call only returns a token bound to the statements")
+        step("7. Apply: production is protected, so the first call only returns a token bound to the statements")
         first = await call(client, "apply_migration", environment="production", name="field_position", migration=change)
         if first.get("confirmation_token"):
             await call(
@@ -195,7 +202,10 @@ async def _drive(local: LocalPostgres, production: LocalPostgres, project: Path)
                 confirm=first["confirmation_token"],
             )
 
-        step("7. Both histories agree; the schemas match except the hand-made RLS drift on production")
+        step(
+            "8. Both histories agree. What still differs: the hand-made RLS drift, and pg_trgm, which the "
+            "Supabase rewrite put in the `extensions` schema"
+        )
         await call(client, "list_migrations")
         await call(client, "compare_schemas", source="local", target="production")
         _ = init

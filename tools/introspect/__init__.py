@@ -33,6 +33,7 @@ from tools.introspect import (
 from tools.introspect.filters import (
     SUPABASE_DEFAULT_EXTENSIONS,
     SUPABASE_MANAGED_SCHEMAS,
+    SUPABASE_PLATFORM_ROLES,
     SYSTEM_SCHEMAS,
     filter_args,
 )
@@ -196,10 +197,12 @@ async def _read(
     seqs, identity = sequences.sequences(rows["sequences"])
     names: relations.AttributeNames = {}
     cols = relations.columns(rows["columns"], identity, names)
-    skip_ext = ("plpgsql",) if include_managed else ("plpgsql", *SUPABASE_DEFAULT_EXTENSIONS)
+    platform_ext = () if include_managed else SUPABASE_DEFAULT_EXTENSIONS
     return Schema(
         namespaces=namespaces.namespaces(rows["namespaces"]),
-        extensions=namespaces.extensions(rows["extensions"], skip_ext, schemas),
+        extensions=namespaces.extensions(
+            rows["extensions"], ("plpgsql",), schemas, platform_ext, SUPABASE_MANAGED_SCHEMAS
+        ),
         collations=namespaces.collations(rows["collations"]),
         enums=types.enums(rows["enums"]),
         domains=types.domains(rows["domains"]),
@@ -212,7 +215,7 @@ async def _read(
         functions=functions.functions(rows["functions"]),
         triggers=triggers.triggers(rows["triggers"]),
         policies=triggers.policies(rows["policies"]),
-        privileges=privileges.privileges(rows["privileges"]),
+        privileges=privileges.privileges(rows["privileges"], () if include_managed else SUPABASE_PLATFORM_ROLES),
         dependencies=dependencies.dependencies(rows["dependencies"]) if with_dependencies else (),
         server_version_num=version,
         included_schemas=tuple(schemas) if schemas is not None else (),

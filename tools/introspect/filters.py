@@ -36,14 +36,35 @@ SUPABASE_MANAGED_SCHEMAS: tuple[str, ...] = (
     "vault",
 )
 
+# Roles the Supabase platform owns. Supabase grants them privileges on its own (USAGE on public, default
+# privileges on every new table), so a local database never has those grants: they are compared only with
+# include_managed, and a plan never revokes them by accident.
+SUPABASE_PLATFORM_ROLES: tuple[str, ...] = (
+    "anon",
+    "authenticated",
+    "authenticator",
+    "dashboard_user",
+    "pgbouncer",
+    "service_role",
+    "supabase_admin",
+    "supabase_auth_admin",
+    "supabase_functions_admin",
+    "supabase_read_only_user",
+    "supabase_realtime_admin",
+    "supabase_replication_admin",
+    "supabase_storage_admin",
+)
+
 SYSTEM_SCHEMAS: tuple[str, ...] = ("information_schema", "pg_catalog", "pg_toast")
 
 # Extensions a Supabase project has from the start (they live in managed schemas).
 SUPABASE_DEFAULT_EXTENSIONS: tuple[str, ...] = (
     "pg_graphql",
     "pg_stat_statements",
+    "pgcrypto",
     "pgsodium",
     "supabase_vault",
+    "uuid-ossp",
 )
 
 

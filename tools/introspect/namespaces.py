@@ -34,15 +34,22 @@ WHERE e.extname <> 'plpgsql'
 
 
 def extensions(
-    rows: Iterable[asyncpg.Record], skip: Iterable[str], schemas: Iterable[str] | None = None
+    rows: Iterable[asyncpg.Record],
+    skip: Iterable[str],
+    schemas: Iterable[str] | None = None,
+    platform: Iterable[str] = (),
+    platform_schemas: Iterable[str] = (),
 ) -> tuple[Extension, ...]:
-    """Extensions, minus the `skip` names; only those installed in `schemas` when schemas are named."""
-    skipped = set(skip)
+    """Extensions, minus the `skip` names and the `platform` ones installed in a `platform_schemas` schema (what
+    Supabase installs for itself); only those installed in `schemas` when schemas are named."""
+    skipped, ours, managed = set(skip), set(platform), set(platform_schemas)
     wanted = set(schemas) if schemas is not None else None
     out = [
         Extension(r["name"], r["schema"], r["version"], r["comment"])
         for r in rows
-        if r["name"] not in skipped and (wanted is None or r["schema"] in wanted)
+        if r["name"] not in skipped
+        and not (r["name"] in ours and r["schema"] in managed)
+        and (wanted is None or r["schema"] in wanted)
     ]
     return tuple(sorted(out, key=lambda o: o.key))
 

@@ -6,7 +6,7 @@ a function whose ACL is the default shows PostgreSQL's default grant (EXECUTE to
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 import asyncpg
 
@@ -69,7 +69,8 @@ def _object_key(kind: str, schema: str, name: str | None, sub: str | None) -> st
     return qname(schema, name)
 
 
-def privileges(rows: Iterable[asyncpg.Record]) -> tuple[Privilege, ...]:
+def privileges(rows: Iterable[asyncpg.Record], skip_grantees: Collection[str] = ()) -> tuple[Privilege, ...]:
+    """Privileges from the catalog rows, leaving out grants to `skip_grantees` (Supabase's platform roles)."""
     out = [
         Privilege(
             r["kind"],
@@ -79,5 +80,6 @@ def privileges(rows: Iterable[asyncpg.Record]) -> tuple[Privilege, ...]:
             tuple(r["grantable"] or ()),
         )
         for r in rows
+        if r["grantee"] not in skip_grantees
     ]
     return tuple(sorted(out, key=lambda o: o.key))
