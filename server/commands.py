@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from server.config import load_environments
 from tools.compare import add_compare_arguments, resolve_environment, run_compare
 from tools.databases import Databases
+from tools.plan.command import add_plan_arguments
 
 EXIT_OK, EXIT_ERROR, EXIT_PENDING = 0, 1, 2
 
@@ -44,6 +45,12 @@ def _emit(result: BaseModel, as_json: bool, text: Callable[[Any], str]) -> None:
 
 def _compare(args: argparse.Namespace) -> int:
     return run_compare(args, load_environments())
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from tools.plan.command import run_plan
+
+    return run_plan(args, load_environments())
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -114,6 +121,12 @@ def add_schema_commands(sub: Any) -> None:
     compare = sub.add_parser("compare", help="compare two databases (exit 0 in sync, 2 different, 1 error)")
     add_compare_arguments(compare)
     compare.set_defaults(func=_compare)
+
+    plan = sub.add_parser(
+        "plan", help="print the SQL that makes the target equal the source (0 nothing, 2 plan, 3 data loss, 1 error)"
+    )
+    add_plan_arguments(plan)
+    plan.set_defaults(func=_plan)
 
     def target(p: argparse.ArgumentParser) -> None:
         p.add_argument("--target", required=True, help="postgresql:// URL or configured environment name")
