@@ -154,7 +154,10 @@ class LocalPostgres:
                     str(root / "log"),
                     "-o",
                     f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories={root}"
-                    " -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+                    # Throw-away servers: no durability. wal_level=minimal makes CREATE DATABASE ~10x faster
+                    # (the template is no longer copied through the WAL), which dominates test time.
+                    " -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+                    " -c wal_level=minimal -c max_wal_senders=0",
                     "start",
                 ],
                 timeout=START_TIMEOUT_S + 10,
