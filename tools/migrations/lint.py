@@ -30,26 +30,10 @@ from tools.migrations.parse import (
     top_level_actions,
 )
 from tools.plan.statement import HazardKind
+from tools.plan.volatility import BUILTIN_VOLATILE
 
 DEFAULT_SCHEMA = "public"
 
-# Functions whose value changes on every call: as a column default they force a table rewrite.
-VOLATILE_FUNCTIONS = frozenset(
-    {
-        "random",
-        "gen_random_uuid",
-        "uuid_generate_v1",
-        "uuid_generate_v1mc",
-        "uuid_generate_v4",
-        "uuidv4",
-        "uuidv7",
-        "clock_timestamp",
-        "timeofday",
-        "nextval",
-        "txid_current",
-        "gen_random_bytes",
-    }
-)
 SERIAL_TYPES = frozenset({"serial", "serial4", "serial8", "bigserial", "smallserial", "serial2"})
 _COLUMN_CONSTRAINT_WORDS = frozenset(
     {"NOT", "NULL", "CHECK", "REFERENCES", "UNIQUE", "PRIMARY", "CONSTRAINT", "GENERATED", "COLLATE", "DEFAULT"}
@@ -524,7 +508,7 @@ class _Linter:
             elif depth == 0 and t.upper in _COLUMN_CONSTRAINT_WORDS:
                 break
             if t.kind is TokenKind.WORD and i + 1 < len(toks) and toks[i + 1].text == "(":
-                if t.name in VOLATILE_FUNCTIONS:
+                if t.name in BUILTIN_VOLATILE:
                     return t.name
         return None
 

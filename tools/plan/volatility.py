@@ -8,7 +8,7 @@ from sqlglot import exp
 from tools.model import Schema
 
 # Built-in functions whose value changes per call (pg_proc.provolatile = 'v') that defaults commonly use.
-_BUILTIN_VOLATILE = frozenset(
+BUILTIN_VOLATILE = frozenset(
     {
         "nextval",
         "random",
@@ -22,6 +22,7 @@ _BUILTIN_VOLATILE = frozenset(
         "timeofday",
         "txid_current",
         "setseed",
+        "gen_random_bytes",
     }
 )
 
@@ -47,4 +48,4 @@ def is_volatile(expression: str, schema: Schema) -> bool:
     if names is None:
         return True
     user_volatile = {f.name.lower() for f in schema.functions if f.volatility == "VOLATILE"}
-    return bool(names & (_BUILTIN_VOLATILE | user_volatile))
+    return bool(names & (BUILTIN_VOLATILE | user_volatile))
