@@ -68,6 +68,25 @@ def person_said(answer: ElicitationResult[Approval] | None) -> bool | None:
     return isinstance(answer, AcceptedElicitation) and answer.data.approve
 
 
+# The token the person was shown the statements of, handed from the resolver that asked to the tool body of the
+# same request, so the body applies exactly what was approved (not a fresh preparation).
+_asked_tokens: dict[tuple[int, object], str] = {}
+
+
+def _request_key(ctx: Context) -> tuple[int, object]:
+    return (id(ctx.request_context.session), ctx.request_id)
+
+
+def remember_token(ctx: Context, token: str) -> None:
+    if len(_asked_tokens) > 256:  # rounds that never reached a tool body (input_required, cancelled calls)
+        _asked_tokens.clear()
+    _asked_tokens[_request_key(ctx)] = token
+
+
+def approved_token(ctx: Context, fallback: str) -> str:
+    return _asked_tokens.pop(_request_key(ctx), fallback)
+
+
 def declined_message(result_message: str) -> str:
     return "The person declined through elicitation: nothing was run. " + result_message
 
@@ -120,8 +139,9 @@ async def ask_to_apply(
         )
     except (PgshiftError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
         return None  # the tool body raises the same error, as a clear tool error
-    if first.status != "confirmation_required":
+    if first.status != "confirmation_required" or first.confirmation_token is None:
         return None
+    remember_token(ctx, first.confirmation_token)
     listing = "\n".join(f"{s.index}. {s.sql}" for s in first.statements)
     return Elicit(f"Apply migration '{name}' to protected environment '{environment}'?\n\n{listing}", Approval)
 
@@ -139,8 +159,9 @@ async def ask_to_deploy(
         first = await deploying.deploy(st.db, environment, project_path(directory), confirmations=st.confirmations)
     except (PgshiftError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
         return None
-    if first.status != "confirmation_required":
+    if first.status != "confirmation_required" or first.confirmation_token is None:
         return None
+    remember_token(ctx, first.confirmation_token)
     listing = "\n".join(first.pending)
     return Elicit(
         f"Deploy {len(first.pending)} pending migration(s) to protected environment '{environment}'?\n{listing}",
@@ -301,10 +322,11 @@ def register_tools(app: MCPServer[AppState]) -> None:
 
         first = await run(confirm)
         said = person_said(answer)
+        token = approved_token(ctx, first.confirmation_token or "")
         if first.status != "confirmation_required" or first.confirmation_token is None or said is None:
             return first
         if said:
-            return await run(first.confirmation_token)
+            return await run(token)
         return first.model_copy(update={"message": declined_message(first.message)})
 
     @tool(READ, "List migrations")
@@ -342,8 +364,9 @@ def register_tools(app: MCPServer[AppState]) -> None:
 
         first = await run(confirm)
         said = person_said(answer)
+        token = approved_token(ctx, first.confirmation_token or "")
         if first.status != "confirmation_required" or first.confirmation_token is None or said is None:
             return first
         if said:
-            return await run(first.confirmation_token)
+            return await run(token)
         return first.model_copy(update={"message": declined_message(first.message)})

@@ -48,3 +48,35 @@ def test_a_bad_config_file_stops_the_server_with_a_clear_message(tmp_path: Path)
     )
     assert proc.returncode == 1
     assert "needs url = 'postgresql://...'" in proc.stderr
+
+
+async def test_compare_schemas_with_its_plan_works_over_stdio(
+    tmp_path: Path, pg18: LocalPostgres, pg15: LocalPostgres
+) -> None:
+    import asyncpg
+    from conftest import create_database, drop_database
+
+    local, production = await create_database(pg18, "loc"), await create_database(pg15, "prod")
+    try:
+        for url, sql in [
+            (local, "CREATE TABLE note (id bigint PRIMARY KEY, body text NOT NULL, pinned boolean DEFAULT false)"),
+            (production, "CREATE TABLE note (id bigint PRIMARY KEY, body text NOT NULL)"),
+        ]:
+            conn = await asyncpg.connect(url)
+            try:
+                await conn.execute(sql)
+            finally:
+                await conn.close()
+        params = stdio_params(tmp_path, {"DATABASE_URL": local, "SUPABASE_DB_URL": production})
+        async with Client(params, read_timeout_seconds=60) as client:
+            out = await client.call_tool("compare_schemas", {"plan": True})
+        assert out.structured_content is not None, out.content
+        result = out.structured_content
+        assert result["in_sync"] is False
+        assert [(d["kind"], d["name"], d["change"]) for d in result["differences"]] == [
+            ("column", "public.note.pinned", "added")
+        ]
+        assert result["plan"]["script"].strip() == "ALTER TABLE public.note ADD COLUMN pinned boolean DEFAULT false;"
+    finally:
+        await drop_database(pg18, local)
+        await drop_database(pg15, production)
