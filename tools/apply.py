@@ -133,12 +133,9 @@ async def apply_migration(
             fingerprint = await target_fingerprint(ro)
             hazards = lint(parsed, existing_tables=await existing_tables(ro))
         token = confirmations.issue(*_bind(environment, target, planned, fingerprint, generated))
-        return ApplyResult(
-            environment=environment,
-            version=target.version,
-            name=target.name,
-            source=target.source,
-            checksum=target.checksum,
+        return ApplyResult.of(
+            target,
+            environment,
             status="confirmation_required",
             mode=mode,
             statements=planned,
@@ -195,12 +192,9 @@ async def _dry_run(
     dry = check.dry_run
     sign = {"added": "+", "removed": "-", "changed": "~"}
     changes = [f"{sign[c.change]} {c.kind} {c.key}" for c in dry.changes] if dry is not None else None
-    return ApplyResult(
-        environment=environment,
-        version=target.version,
-        name=target.name,
-        source=target.source,
-        checksum=target.checksum,
+    return ApplyResult.of(
+        target,
+        environment,
         status="dry_run",
         mode=mode,
         statements=planned_statements(prepared),
@@ -217,12 +211,9 @@ def _already(
     mode: Literal["single_transaction", "stepwise"],
     planned: list[PlannedStatement],
 ) -> ApplyResult:
-    return ApplyResult(
-        environment=environment,
-        version=target.version,
-        name=target.name,
-        source=target.source,
-        checksum=target.checksum,
+    return ApplyResult.of(
+        target,
+        environment,
         status="already_applied",
         mode=mode,
         statements=planned,

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
@@ -72,6 +72,18 @@ class ApplyResult(Frozen):
     )
     duration_ms: int | None = None
     message: str = ""
+
+    @classmethod
+    def of(cls, migration: Migration, environment: str, **fields: Any) -> ApplyResult:
+        """A result about `migration` on `environment` (its identity fields filled in)."""
+        return cls(
+            environment=environment,
+            version=migration.version,
+            name=migration.name,
+            source=migration.source,
+            checksum=migration.checksum,
+            **fields,
+        )
 
 
 @dataclass(frozen=True)
@@ -321,12 +333,9 @@ async def execute_migration(
             raise ConnectionLost(message, sqlstate, migration) from None
         raise DatabaseError(message, sqlstate) from None
     places = [ledger.LEDGER, ledger.SUPABASE] + ([ledger.prisma_table(prisma_schema)] if migration.prisma_name else [])
-    return ApplyResult(
-        environment=environment,
-        version=migration.version,
-        name=migration.name,
-        source=migration.source,
-        checksum=migration.checksum,
+    return ApplyResult.of(
+        migration,
+        environment,
         status="applied",
         mode="single_transaction" if single else "stepwise",
         statements=planned,
