@@ -33,9 +33,8 @@ GENSCHEMA = SHARED / "tools" / "genschema.py"
 
 
 async def test_plans_replay_the_hoppscotch_prisma_chain_and_then_drop_everything(
-    pg15: LocalPostgres, shared_dir: Path
+    pg: LocalPostgres, shared_dir: Path
 ) -> None:
-    pg = pg15  # Supabase's version, where these migrations are deployed
     chain = sorted(p / "migration.sql" for p in HOPPSCOTCH.iterdir() if (p / "migration.sql").exists())
     assert len(chain) == 21
     truth, walker, empty = await asyncio.gather(create_database(pg), create_database(pg), create_database(pg))

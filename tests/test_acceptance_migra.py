@@ -23,7 +23,7 @@ CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "mig
 CASES = sorted(p.name for p in CORPUS.iterdir() if (p / "a.sql").exists()) if CORPUS.exists() else []
 
 
-RUNS = [("pg18", "a_to_b"), ("pg15", "a_to_b"), ("pg15", "b_to_a")]
+RUNS = [("pg18", "a_to_b"), ("pg15", "a_to_b"), ("pg18", "b_to_a"), ("pg15", "b_to_a")]
 
 
 @pytest.mark.parametrize(("server", "direction"), RUNS, ids=[f"{s}-{d}" for s, d in RUNS])
