@@ -108,7 +108,8 @@ class Databases:
         envs = list(environments.values()) if isinstance(environments, Mapping) else list(environments)
         self._envs: dict[str, Environment] = {e.name: e for e in envs}
         self._pools: dict[str, asyncpg.Pool] = {}
-        self._lock = asyncio.Lock()
+        # One lock per environment: a slow or unreachable one never holds up the others.
+        self._locks: dict[str, asyncio.Lock] = {name: asyncio.Lock() for name in self._envs}
 
     @classmethod
     def from_urls(cls, urls: Mapping[str, str], *, protected: frozenset[str] = frozenset()) -> Databases:
@@ -132,7 +133,7 @@ class Databases:
 
     async def pool(self, name: str) -> asyncpg.Pool:
         env = self.environment(name)
-        async with self._lock:
+        async with self._locks[name]:
             pool = self._pools.get(name)
             if pool is None:
                 try:
