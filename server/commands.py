@@ -9,18 +9,150 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from pydantic import BaseModel
 
 from server.config import load_environments
-from tools.compare import add_compare_arguments, resolve_environment, run_compare
-from tools.databases import Databases
-from tools.plan.command import add_plan_arguments
+from tools.compare import KINDS, CompareResult, compare_environments
+from tools.databases import Databases, Environment
+from tools.errors import ConfigError, PgshiftError
+from tools.plan.read import plan_environments
+from tools.plan.statement import Plan
 
-EXIT_OK, EXIT_ERROR, EXIT_PENDING = 0, 1, 2
+EXIT_OK, EXIT_ERROR, EXIT_PENDING, EXIT_DATA_LOSS = 0, 1, 2, 3
+# Names the plan command's callers know it by.
+EXIT_NOTHING_TO_DO, EXIT_PLAN = EXIT_OK, EXIT_PENDING
+
+
+def resolve_environment(value: str, environments: Sequence[Environment], role: str) -> Environment:
+    """A postgres:// URL, or the name of a configured environment."""
+    if "://" in value:
+        return Environment(name=role, url=value)
+    for env in environments:
+        if env.name == value:
+            return env
+    known = ", ".join(e.name for e in environments) or "none configured"
+    raise ConfigError(f"--{role} '{value}' is neither a postgresql:// URL nor a configured environment ({known})")
+
+
+def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", required=True, help="URL or environment name of the desired schema (e.g. local)")
+    parser.add_argument("--target", required=True, help="URL or environment name to check (e.g. production)")
+    parser.add_argument("--json", action="store_true", help="print the full result as JSON")
+    parser.add_argument("--schema", action="append", dest="schemas", help="compare only this schema (repeatable)")
+    parser.add_argument("--include-kind", action="append", dest="include_kinds", help=f"one of {', '.join(KINDS)}")
+    parser.add_argument("--exclude-kind", action="append", dest="exclude_kinds", help="leave this kind out")
+    parser.add_argument("--include-managed", action="store_true", help="also compare Supabase-managed schemas")
+
+
+def run_compare(args: argparse.Namespace, environments: Sequence[Environment] = ()) -> int:
+    """Run the compare command: print the result, return 0 in sync, 2 different, 1 on error."""
+    try:
+        source = resolve_environment(args.source, environments, "source")
+        target = resolve_environment(args.target, environments, "target")
+        result = asyncio.run(
+            compare_environments(
+                source,
+                target,
+                schemas=args.schemas,
+                include_kinds=args.include_kinds,
+                exclude_kinds=args.exclude_kinds,
+                include_managed=args.include_managed,
+            )
+        )
+    except PgshiftError as exc:
+        print(f"pgshift compare: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if args.json:
+        print(result.model_dump_json(indent=2))
+    else:
+        print(render_compare(result))
+    return EXIT_OK if result.in_sync else EXIT_PENDING
+
+
+def render_compare(result: CompareResult) -> str:
+    """A short human-readable report: one line per difference, fields indented below changes."""
+    if result.in_sync:
+        return f"in sync: '{result.target}' matches '{result.source}' ({', '.join(result.kinds)})"
+    s = result.summary
+    lines = [
+        f"'{result.target}' differs from '{result.source}': {s.added} to add, {s.removed} to remove, "
+        f"{s.changed} changed"
+    ]
+    sign = {"added": "+", "removed": "-", "changed": "~"}
+    for d in result.differences:
+        lines.append(f"{sign[d.change]} {d.kind} {d.name}")
+        for f in d.fields:
+            lines.append(f"    {f.field}: {json.dumps(f.before)} -> {json.dumps(f.after)}")
+    return "\n".join(lines)
+
+
+def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", required=True, help="URL or environment name of the desired schema (e.g. local)")
+    parser.add_argument("--target", required=True, help="URL or environment name to migrate (e.g. production)")
+    parser.add_argument("--allow-data-loss", action="store_true", help="print the plan even when it deletes data")
+    parser.add_argument(
+        "--online", action="store_true", help="CONCURRENTLY indexes, NOT VALID + VALIDATE, lock_timeout per statement"
+    )
+    parser.add_argument("--json", action="store_true", help="print the plan as JSON instead of SQL")
+    parser.add_argument("--schema", action="append", dest="schemas", help="plan only this schema (repeatable)")
+    parser.add_argument("--include-managed", action="store_true", help="also plan Supabase-managed schemas")
+
+
+def hazard_report(plan: Plan) -> str:
+    """One line per statement that carries hazards, for stderr."""
+    lines = []
+    for i, statement in enumerate(plan.statements, 1):
+        if statement.hazards:
+            head = statement.sql.splitlines()[0]
+            kinds = "; ".join(f"{h.kind.value}: {h.message}" for h in statement.hazards)
+            lines.append(f"  {i}. {head}\n       {kinds}")
+    return "\n".join(lines)
+
+
+def run_plan(args: argparse.Namespace, environments: Sequence[Environment] = ()) -> int:
+    """Run `pgshift plan`: 0 nothing to do, 2 a plan printed, 3 refused for data loss, 1 error."""
+    try:
+        source = resolve_environment(args.source, environments, "source")
+        target = resolve_environment(args.target, environments, "target")
+        plan = asyncio.run(
+            plan_environments(
+                source,
+                target,
+                schemas=args.schemas,
+                include_managed=args.include_managed,
+                allow_data_loss=args.allow_data_loss,
+                online=args.online,
+            )
+        )
+    except PgshiftError as exc:
+        print(f"pgshift plan: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if plan.is_empty:
+        print(f"pgshift plan: nothing to do, '{target.name}' already matches '{source.name}'", file=sys.stderr)
+        if args.json:
+            print(plan.model_dump_json(indent=2))
+        return EXIT_OK
+    if plan.blocked_by_data_loss:
+        listed = "\n".join(f"  {s.sql.splitlines()[0]}" for s in plan.destructive)
+        print(
+            f"pgshift plan: refused, {len(plan.destructive)} statement(s) would delete data:\n{listed}\n"
+            "Nothing was printed or applied. Re-run with --allow-data-loss if the loss is intended.",
+            file=sys.stderr,
+        )
+        return EXIT_DATA_LOSS
+    print(plan.model_dump_json(indent=2) if args.json else plan.script, end="" if not args.json else "\n")
+    report = hazard_report(plan)
+    print(
+        f"pgshift plan: {len(plan.statements)} statement(s) to make '{target.name}' match '{source.name}'"
+        + (f"; hazards:\n{report}" if report else ""),
+        file=sys.stderr,
+    )
+    return EXIT_PENDING
 
 
 def _target_db(value: str) -> tuple[Databases, str]:
@@ -48,8 +180,6 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from tools.plan.command import run_plan
-
     return run_plan(args, load_environments())
 
 

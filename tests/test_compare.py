@@ -9,7 +9,8 @@ import json
 import pytest
 from support_introspect import databases
 
-from tools.compare import CompareResult, add_compare_arguments, compare_schemas, run_compare
+from server.commands import add_compare_arguments, run_compare
+from tools.compare import CompareResult, compare_schemas
 from tools.databases import Databases
 from tools.errors import ConfigError
 from tools.localpg import LocalPostgres

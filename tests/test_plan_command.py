@@ -11,9 +11,16 @@ import pytest
 from conftest import create_database, drop_database
 from support_plan import run_sql
 
+from server.commands import (
+    EXIT_DATA_LOSS,
+    EXIT_ERROR,
+    EXIT_NOTHING_TO_DO,
+    EXIT_PLAN,
+    add_plan_arguments,
+    run_plan,
+)
 from tools.judge import judge_equal
 from tools.localpg import LocalPostgres, embedded_bin_dir
-from tools.plan.command import EXIT_DATA_LOSS, EXIT_ERROR, EXIT_NOTHING_TO_DO, EXIT_PLAN, add_plan_arguments, run_plan
 
 
 def parse(*argv: str) -> argparse.Namespace:
