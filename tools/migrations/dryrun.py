@@ -121,6 +121,22 @@ def _unreadable(exc: DatabaseError, when: str, started: float, run: int = 0) -> 
     )
 
 
+async def _execute_all(
+    conn: asyncpg.Connection, statements: Sequence[Runnable], secrets_: Sequence[str]
+) -> tuple[int, DryRunFailure | None]:
+    """Run the statements in order (the script's own BEGIN/COMMIT skipped): how many ran, and the first failure."""
+    run = 0
+    for s in statements:
+        if s.tx_control:
+            continue
+        try:
+            await conn.execute(s.sql)
+        except asyncpg.PostgresError as exc:
+            return run, _failure(s, exc, secrets_)
+        run += 1
+    return run, None
+
+
 async def dry_run_in_transaction(
     conn: asyncpg.Connection,
     statements: Sequence[Runnable],
@@ -137,7 +153,6 @@ async def dry_run_in_transaction(
     if any(not s.transactional and not s.tx_control for s in statements):
         raise ValueError("dry_run_in_transaction needs transactional statements only")
     started = time.monotonic()
-    run = 0
     tx = conn.transaction()
     await tx.start()
     try:
@@ -147,21 +162,16 @@ async def dry_run_in_transaction(
             before = await _read_schema(conn)
         except DatabaseError as exc:
             return _unreadable(exc, "before", started)
-        for s in statements:
-            if s.tx_control:
-                continue
-            try:
-                await conn.execute(s.sql)
-            except asyncpg.PostgresError as exc:
-                return DryRunResult(
-                    mode="transaction",
-                    succeeded=False,
-                    statements_run=run,
-                    failure=_failure(s, exc, secrets_),
-                    duration_ms=int((time.monotonic() - started) * 1000),
-                    notes=("rolled back: the target is unchanged",),
-                )
-            run += 1
+        run, failure = await _execute_all(conn, statements, secrets_)
+        if failure is not None:
+            return DryRunResult(
+                mode="transaction",
+                succeeded=False,
+                statements_run=run,
+                failure=failure,
+                duration_ms=int((time.monotonic() - started) * 1000),
+                notes=("rolled back: the target is unchanged",),
+            )
         try:
             after = await _read_schema(conn)
         except DatabaseError as exc:
@@ -265,22 +275,16 @@ async def dry_run_on_shadow(
         conn = await asyncpg.connect(server.url(name))
         try:
             before = await introspect(conn, include_managed=True, with_dependencies=False)
-            run = 0
-            for s in statements:
-                if s.tx_control:
-                    continue
-                try:
-                    await conn.execute(s.sql)
-                except asyncpg.PostgresError as exc:
-                    return DryRunResult(
-                        mode="shadow",
-                        succeeded=False,
-                        statements_run=run,
-                        failure=_failure(s, exc, secrets_),
-                        duration_ms=int((time.monotonic() - started) * 1000),
-                        notes=(*notes, "ran on a shadow copy of the target's schema: the target was only read"),
-                    )
-                run += 1
+            run, failure = await _execute_all(conn, statements, secrets_)
+            if failure is not None:
+                return DryRunResult(
+                    mode="shadow",
+                    succeeded=False,
+                    statements_run=run,
+                    failure=failure,
+                    duration_ms=int((time.monotonic() - started) * 1000),
+                    notes=(*notes, "ran on a shadow copy of the target's schema: the target was only read"),
+                )
             after = await introspect(conn, include_managed=True, with_dependencies=False)
         finally:
             await conn.close()

@@ -135,18 +135,7 @@ class MembershipGenerator:
         Rename them the way the source has them.
         """
         parent, child = ctx.source_tables.get(new.parent), ctx.target_tables.get(new.child)
-        if ctx.target_version < 180000 or parent is None or child is None:
-            return []
-        out = []
-        for column in child.columns:
-            parent_column = parent.column(column.name)
-            if not column.not_null or parent_column is None or not parent_column.not_null:
-                continue
-            kept, wanted = not_null_name(child.name, column), not_null_name(parent.name, parent_column)
-            if kept != wanted:
-                rename = f"RENAME CONSTRAINT {quote_ident(kept)} TO {quote_ident(wanted)}"
-                out.append(Statement(sql=f"ALTER TABLE {new.child} {rename}"))
-        return out
+        return _not_null_renames(new.child, parent, child, ctx, to_parent_names=True)
 
     def drop(self, old: Membership, ctx: Context) -> list[Statement]:
         if old.bound is None:
@@ -158,18 +147,7 @@ class MembershipGenerator:
     def _rename_not_nulls(self, old: Membership, ctx: Context) -> list[Statement]:
         """PostgreSQL 18: a detached partition keeps its parent's NOT NULL constraint names; give it its own."""
         parent, child = ctx.target_tables.get(old.parent), ctx.source_tables.get(old.child)
-        if ctx.target_version < 180000 or parent is None or child is None:
-            return []
-        out = []
-        for column in child.columns:
-            parent_column = parent.column(column.name)
-            if not column.not_null or parent_column is None or not parent_column.not_null:
-                continue
-            kept, wanted = not_null_name(parent.name, parent_column), not_null_name(child.name, column)
-            if kept != wanted:
-                rename = f"RENAME CONSTRAINT {quote_ident(kept)} TO {quote_ident(wanted)}"
-                out.append(Statement(sql=f"ALTER TABLE {old.child} {rename}"))
-        return out
+        return _not_null_renames(old.child, parent, child, ctx, to_parent_names=False)
 
     def alter(self, old: Membership, new: Membership, ctx: Context) -> list[Statement] | None:
         return None
@@ -333,3 +311,22 @@ class ColumnGenerator:
 
 
 __all__ = ["ColumnGenerator", "ColumnRef", "Membership", "MembershipGenerator", "TableGenerator", "generated_clause"]
+
+
+def _not_null_renames(
+    child_sql: str, parent: Table | None, child: Table | None, ctx: Context, *, to_parent_names: bool
+) -> list[Statement]:
+    """RENAME CONSTRAINT statements moving `child_sql`'s NOT NULL names between the parent's and its own (PG 18+)."""
+    if ctx.target_version < 180000 or parent is None or child is None:
+        return []
+    out = []
+    for column in child.columns:
+        parent_column = parent.column(column.name)
+        if not column.not_null or parent_column is None or not parent_column.not_null:
+            continue
+        own, inherited = not_null_name(child.name, column), not_null_name(parent.name, parent_column)
+        kept, wanted = (own, inherited) if to_parent_names else (inherited, own)
+        if kept != wanted:
+            rename = f"RENAME CONSTRAINT {quote_ident(kept)} TO {quote_ident(wanted)}"
+            out.append(Statement(sql=f"ALTER TABLE {child_sql} {rename}"))
+    return out
