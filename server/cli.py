@@ -7,12 +7,16 @@ Exit codes for the schema commands: 0 in sync / nothing to do, 2 differences / a
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 
 from tools.errors import PgshiftError
 
 EXIT_OK, EXIT_ERROR, EXIT_DIFFERENT, EXIT_DATA_LOSS = 0, 1, 2, 3
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command stopped by a closed pipe
+DEBUG_ENV_VAR = "PGSHIFT_DEBUG"
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -56,14 +60,37 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. Never prints a traceback: errors are one line on stderr (a traceback could quote a
+    password), and a reader that stops early (`pgshift plan ... | head`) ends the command quietly."""
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe surfaces here, not in the interpreter's own flush at exit
+        return code
+    except BrokenPipeError:
+        _detach_stdout()
+        return EXIT_BROKEN_PIPE
     except PgshiftError as exc:
         print(f"pgshift: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return EXIT_ERROR
+    except Exception as exc:  # a bug: name it, but its message or traceback might quote a secret
+        print(f"pgshift: unexpected {type(exc).__name__}; set {DEBUG_ENV_VAR}=1 for the traceback", file=sys.stderr)
+        if os.environ.get(DEBUG_ENV_VAR):
+            traceback.print_exc()
+        return EXIT_ERROR
+
+
+def _detach_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail again on the closed pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    finally:
+        os.close(devnull)
 
 
 if __name__ == "__main__":

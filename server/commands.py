@@ -1,4 +1,4 @@
-"""The schema commands of the CLI: compare, plan, check, apply, status, deploy.
+"""The schema commands of the CLI: compare, plan, check, apply, status, deploy, and approve.
 
 Each takes `--target URL_OR_ENV` (a postgresql:// URL or a configured environment name), prints data
 on stdout (text, or JSON with --json) and messages on stderr, and exits 0 when there is nothing to do,
@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from server.config import load_environments
+from tools.approval import ApprovalStore, render_request
 from tools.compare import KINDS, CompareResult, compare_environments
 from tools.databases import Databases, Environment
 from tools.errors import ConfigError, PgshiftError
@@ -84,7 +85,7 @@ def render_compare(result: CompareResult) -> str:
         f"{s.changed} changed"
     ]
     sign = {"added": "+", "removed": "-", "changed": "~"}
-    for d in result.differences:
+    for d in result.differences.data:
         lines.append(f"{sign[d.change]} {d.kind} {d.name}")
         for f in d.fields:
             lines.append(f"    {f.field}: {json.dumps(f.before)} -> {json.dumps(f.after)}")
@@ -195,10 +196,15 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _confirmed(first: Any, yes: bool, again: Callable[[str], Awaitable[Any]], db: Databases) -> Any:
-    """Second call with the token when --yes was given; else the confirmation_required result."""
-    if first.status != "confirmation_required" or not yes:
+    """With --yes (the person or CI running the command approves), approve the filed request and run it once;
+    without, withdraw it (the command is re-run with --yes, never continued by id)."""
+    if first.status != "confirmation_required":
         return first
-    return _run(db, lambda: again(first.confirmation_token))
+    if not yes:
+        ApprovalStore().withdraw(first.approval_id)
+        return first
+    ApprovalStore().approve(first.approval_id)
+    return _run(db, lambda: again(first.approval_id))
 
 
 def _apply(args: argparse.Namespace) -> int:
@@ -246,6 +252,37 @@ def _deploy(args: argparse.Namespace) -> int:
     return EXIT_ERROR if result.status == "failed" else EXIT_OK
 
 
+def _approve(args: argparse.Namespace) -> int:
+    """`pgshift approve [ID]`: a person at a terminal approves one pending write (0 approved, 2 not, 1 error)."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        print(
+            "pgshift approve: refused: approving needs a person at a terminal (stdin and stdout must be a TTY). "
+            "Nothing was approved.",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    store = ApprovalStore()
+    if args.id is None:
+        pending = store.pending()
+        for r in pending:
+            print(f"{r.id}  {r.action} on '{r.environment}': {len(r.statements)} statement(s)")
+        print(f"{len(pending)} pending approval request(s); approve one with: pgshift approve ID", file=sys.stderr)
+        return EXIT_OK
+    request = store.load(args.id)
+    print(render_request(request), end="\n\n", flush=True)
+    try:
+        typed = input(f"Type the environment's name ({request.environment}) to approve, anything else declines: ")
+    except EOFError:
+        typed = ""
+    if typed.strip() != request.environment:
+        store.withdraw(request.id)
+        print("pgshift approve: declined: nothing was approved, and the request is withdrawn.", file=sys.stderr)
+        return EXIT_PENDING
+    store.approve(request.id, shown=request)
+    print(f"approved: the next call with approval_id={request.id} runs exactly this, once, within its expiry.")
+    return EXIT_OK
+
+
 def add_schema_commands(sub: Any) -> None:
     """Register the schema subcommands on the `pgshift` parser."""
     compare = sub.add_parser("compare", help="compare two databases (exit 0 in sync, 2 different, 1 error)")
@@ -287,3 +324,9 @@ def add_schema_commands(sub: Any) -> None:
     deploy.add_argument("--migrations", help="prisma/migrations or supabase/migrations (found when omitted)")
     deploy.add_argument("--yes", action="store_true", help="confirm on a protected target")
     deploy.set_defaults(func=_deploy)
+
+    approve = sub.add_parser(
+        "approve", help="at a terminal: approve a protected write an assistant asked for (0 approved, 2 declined)"
+    )
+    approve.add_argument("id", nargs="?", help="the approval request id (omit to list pending requests)")
+    approve.set_defaults(func=_approve)

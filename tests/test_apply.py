@@ -10,7 +10,7 @@ import pytest
 from support_apply import WAITING_ON_LOCK, history_counts, prisma_folder, run_sql, snapshot, target, wait_until
 
 from tools.apply import Timeouts, apply_migration
-from tools.confirm import Confirmations
+from tools.approval import ApprovalStore
 from tools.errors import ConfigError, DatabaseError, NotAllowed
 from tools.migrations.runner import APPLY_LOCK_KEY
 
@@ -314,15 +314,22 @@ async def test_a_read_only_environment_refuses_to_apply(db18: str) -> None:
         await db.close()
 
 
-async def test_a_protected_environment_applies_only_with_the_token_for_these_statements(db18: str) -> None:
+async def test_a_protected_environment_applies_only_what_a_person_approved_for_these_statements(
+    db18: str, tmp_path: Path
+) -> None:
     db = target(db18, protected=True)
-    confirmations = Confirmations()
+    approvals = ApprovalStore(tmp_path)
     before = await snapshot(db18)
     try:
-        plan = await apply_migration(db, "target", "init", sql=BASE, version="1", confirmations=confirmations)
-        assert plan.status == "confirmation_required" and plan.confirmation_token
+        plan = await apply_migration(db, "target", "init", sql=BASE, version="1", approvals=approvals)
+        assert plan.status == "confirmation_required" and plan.approval_id
         assert plan.target_fingerprint and [s.original for s in plan.statements] == [BASE.strip().rstrip(";")]
+        with pytest.raises(NotAllowed, match="not approved yet"):
+            await apply_migration(
+                db, "target", "init", sql=BASE, version="1", approval_id=plan.approval_id, approvals=approvals
+            )
         assert await snapshot(db18) == before
+        approvals.approve(plan.approval_id)
         with pytest.raises(NotAllowed, match="does not match"):
             await apply_migration(
                 db,
@@ -330,12 +337,19 @@ async def test_a_protected_environment_applies_only_with_the_token_for_these_sta
                 "init",
                 sql=BASE.replace("email", "mail"),
                 version="1",
-                confirm=plan.confirmation_token,
-                confirmations=confirmations,
+                approval_id=plan.approval_id,
+                approvals=approvals,
             )
         assert await snapshot(db18) == before
+        with pytest.raises(NotAllowed, match="does not exist"):  # the mismatched call used the approval up
+            await apply_migration(
+                db, "target", "init", sql=BASE, version="1", approval_id=plan.approval_id, approvals=approvals
+            )
+        again = await apply_migration(db, "target", "init", sql=BASE, version="1", approvals=approvals)
+        assert again.approval_id is not None
+        approvals.approve(again.approval_id)
         done = await apply_migration(
-            db, "target", "init", sql=BASE, version="1", confirm=plan.confirmation_token, confirmations=confirmations
+            db, "target", "init", sql=BASE, version="1", approval_id=again.approval_id, approvals=approvals
         )
     finally:
         await db.close()
@@ -343,11 +357,15 @@ async def test_a_protected_environment_applies_only_with_the_token_for_these_sta
     assert await history_counts(db18) == (1, 1, 0)
 
 
-async def test_a_confirmation_is_refused_when_the_target_changed_after_it_was_issued(db18: str) -> None:
+async def test_an_approval_is_refused_when_the_target_changed_after_the_person_approved(
+    db18: str, tmp_path: Path
+) -> None:
     db = target(db18, protected=True)
-    confirmations = Confirmations()
+    approvals = ApprovalStore(tmp_path)
     try:
-        plan = await apply_migration(db, "target", "init", sql=BASE, version="1", confirmations=confirmations)
+        plan = await apply_migration(db, "target", "init", sql=BASE, version="1", approvals=approvals)
+        assert plan.approval_id is not None
+        approvals.approve(plan.approval_id)
         await run_sql(db18, "CREATE TABLE drifted (id int)")
         before = await snapshot(db18)
         with pytest.raises(NotAllowed, match="target changed"):
@@ -357,8 +375,8 @@ async def test_a_confirmation_is_refused_when_the_target_changed_after_it_was_is
                 "init",
                 sql=BASE,
                 version="1",
-                confirm=plan.confirmation_token,
-                confirmations=confirmations,
+                approval_id=plan.approval_id,
+                approvals=approvals,
             )
     finally:
         await db.close()
@@ -375,8 +393,8 @@ async def test_a_dry_run_reports_the_change_and_leaves_nothing(db18: str) -> Non
         await db.close()
     assert result.status == "dry_run"
     assert any(h.object == "public.User" for h in result.hazards)  # CREATE INDEX without CONCURRENTLY on a table
-    assert result.changes and any(c.startswith("+ ") and "User_name_idx" in c for c in result.changes)
-    assert any(c.startswith("+ column") and "User" in c and c.endswith(".name") for c in result.changes)
+    assert result.changes.data and any(c.startswith("+ ") and "User_name_idx" in c for c in result.changes.data)
+    assert any(c.startswith("+ column") and "User" in c and c.endswith(".name") for c in result.changes.data)
     assert await snapshot(db18) == before
 
 
@@ -495,17 +513,17 @@ async def test_inline_sql_takes_the_version_of_the_local_file_holding_it(
     assert await history_counts(db18) == (1, 1, 1)
 
 
-async def test_inline_sql_without_version_or_file_confirms_and_applies_under_a_generated_version(
+async def test_inline_sql_without_version_or_file_is_approved_and_applied_under_a_generated_version(
     db18: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)  # no migrations folder here
     db = target(db18, protected=True)
-    confirmations = Confirmations()
+    approvals = ApprovalStore(tmp_path / "state")
     try:
-        plan = await apply_migration(db, "target", "adhoc", sql=BASE, confirmations=confirmations)
-        done = await apply_migration(
-            db, "target", "adhoc", sql=BASE, confirm=plan.confirmation_token, confirmations=confirmations
-        )
+        plan = await apply_migration(db, "target", "adhoc", sql=BASE, approvals=approvals)
+        assert plan.approval_id is not None
+        approvals.approve(plan.approval_id)
+        done = await apply_migration(db, "target", "adhoc", sql=BASE, approval_id=plan.approval_id, approvals=approvals)
     finally:
         await db.close()
     assert done.status == "applied" and len(done.version) == 14 and done.version.isdigit()

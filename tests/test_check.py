@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -77,7 +76,7 @@ async def test_a_check_reports_statements_rewrites_lint_and_the_change_its_dry_r
         LintRule.REQUIRE_LOCK_TIMEOUT,
     }
     assert result.dry_run is not None and result.dry_run.mode == "transaction" and result.dry_run.succeeded
-    changes = {(c.kind, c.key, c.change) for c in result.dry_run.changes}
+    changes = {(c.kind, c.key, c.change) for c in result.dry_run.changes.data}
     assert ("column", 'public.account."createdAt"', "added") in changes
     assert ("index", "public.account_email_idx", "added") in changes
     assert ("table", "public.note", "added") in changes
@@ -157,7 +156,7 @@ async def test_a_script_that_cannot_run_in_a_transaction_is_dry_run_on_a_shadow_
     result = await check_migration(db, "production", sql=script, shadow=pg18)
     assert result.non_transactional == (1,)
     assert result.dry_run is not None and result.dry_run.mode == "shadow" and result.dry_run.succeeded
-    changes = {(c.kind, c.key, c.change) for c in result.dry_run.changes}
+    changes = {(c.kind, c.key, c.change) for c in result.dry_run.changes.data}
     assert changes == {("index", "public.account_email_idx", "added"), ("column", "public.account.y", "added")}
     assert "cannot run inside a transaction" in result.dry_run.notes[0]
     assert await _snapshot(url) == before
@@ -171,7 +170,7 @@ async def test_a_read_only_environment_is_only_read_even_by_a_dry_run(fresh_db: 
     finally:
         await db.close()
     assert result.dry_run is not None and result.dry_run.mode == "shadow" and result.dry_run.succeeded
-    assert [(c.kind, c.key) for c in result.dry_run.changes] == [("column", "public.account.z")]
+    assert [(c.kind, c.key) for c in result.dry_run.changes.data] == [("column", "public.account.z")]
 
 
 async def test_malformed_sql_and_a_bad_source_are_config_errors(seeded: tuple[Databases, str]) -> None:
@@ -184,7 +183,7 @@ async def test_malformed_sql_and_a_bad_source_are_config_errors(seeded: tuple[Da
         await check_migration(db, "production", migration="/nonexistent/migration")
 
 
-async def test_a_prisma_migration_folder_is_checked_against_an_empty_database(fresh_db: str, shared_dir: Path) -> None:
+async def test_a_prisma_migration_folder_is_checked_against_an_empty_database(fresh_db: str) -> None:
     folder = CORPUS / "prisma" / "hoppscotch" / "migrations" / "20230406064219_init"
     db = Databases.from_urls({"local": fresh_db})
     try:
@@ -193,15 +192,13 @@ async def test_a_prisma_migration_folder_is_checked_against_an_empty_database(fr
         await db.close()
     assert result.source.endswith("migration.sql") and not result.supabase_target
     assert result.dry_run is not None and result.dry_run.succeeded
-    tables = {c.key for c in result.dry_run.changes if c.kind == "table" and c.change == "added"}
+    tables = {c.key for c in result.dry_run.changes.data if c.kind == "table" and c.change == "added"}
     assert {'public."Team"', 'public."User"', 'public."UserCollection"'} <= tables
     # Everything is new: no lint finding about locking existing tables.
     assert result.lint == ()
 
 
-async def test_on_a_supabase_database_extensions_go_to_the_extensions_schema_and_http_is_refused(
-    db18: str, shared_dir: Path
-) -> None:
+async def test_on_a_supabase_database_extensions_go_to_the_extensions_schema_and_http_is_refused(db18: str) -> None:
     await make_supabase_shaped(db18)
     db = Databases.from_urls({"production": db18})
     try:
@@ -213,7 +210,7 @@ async def test_on_a_supabase_database_extensions_go_to_the_extensions_schema_and
     assert trgm.supabase_target
     assert trgm.statements[0].sql == "CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA extensions"
     assert trgm.dry_run is not None and trgm.dry_run.succeeded
-    assert [(c.kind, c.key, c.change) for c in trgm.dry_run.changes if c.kind == "extension"] == [
+    assert [(c.kind, c.key, c.change) for c in trgm.dry_run.changes.data if c.kind == "extension"] == [
         ("extension", "pg_trgm", "added")
     ]
     assert [m.name for m in chatbot.missing_extensions] == ["http"]
@@ -230,7 +227,7 @@ async def test_the_scripts_own_begin_and_commit_run_inside_the_rolled_back_dry_r
     assert [s.kind.value for s in result.statements] == ["begin", "alter_table", "commit"]
     assert result.non_transactional == ()
     assert result.dry_run is not None and result.dry_run.mode == "transaction" and result.dry_run.succeeded
-    assert [(c.kind, c.key) for c in result.dry_run.changes] == [("column", "public.account.q")]
+    assert [(c.kind, c.key) for c in result.dry_run.changes.data] == [("column", "public.account.q")]
     assert await _snapshot(url) == before
 
 

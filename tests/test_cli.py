@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,10 +69,111 @@ def test_a_protected_target_needs_yes_to_apply(target: str, project: Path, capsy
     assert main(["apply", "--target", "production", migration, "--name", "init", "--yes"]) == 0
     capsys.readouterr()
     assert main(["status", "--target", "production", "--json"]) == 2
-    rows = {m["version"]: m["states"]["production"] for m in json.loads(capsys.readouterr().out)["migrations"]}
+    rows = {m["version"]: m["states"]["production"] for m in json.loads(capsys.readouterr().out)["migrations"]["data"]}
     assert rows == {"20240101000000": "applied", "20240202000000": "pending"}
 
 
 def test_an_unknown_target_is_an_error_exit(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["status", "--target", "nowhere"]) == 1
     assert "neither a postgresql:// URL nor a configured environment" in capsys.readouterr().err
+
+
+# A password with every character a URL gives a meaning to, unencoded; each fragment is distinctive ("Qz").
+BAD_URL = "postgresql://postgres:Qz1#Qz2/Qz3?Qz4@Qz5%Qz6 Qz7@127.0.0.1:1/postgres"
+MIGRATION = "prisma/migrations/20240101000000_init"
+COMMANDS = [
+    ["compare", "--source", BAD_URL, "--target", BAD_URL],
+    ["compare", "--source", "{target}", "--target", BAD_URL, "--json"],
+    ["plan", "--source", BAD_URL, "--target", "{target}"],
+    ["check", "--target", BAD_URL, MIGRATION],
+    ["apply", "--target", BAD_URL, MIGRATION, "--name", "init", "--yes"],
+    ["status", "--target", BAD_URL],
+    ["deploy", "--target", BAD_URL, "--yes"],
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c[:2]))
+def test_every_command_given_a_malformed_url_fails_in_one_line_without_the_password(
+    target: str, project: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    code = main([part.replace("{target}", target) for part in command])
+    captured = capsys.readouterr()
+    assert code == (2 if command[0] == "status" else 1)  # status lists an unreachable target: exit 2
+    assert "Traceback" not in captured.err and "Qz" not in captured.err + captured.out
+    assert "percent-encode" in captured.err + captured.out
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(target: str, project: Path) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "compare", "--source", target, "--target", target, "--json"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    assert proc.stdout is not None
+    proc.stdout.close()  # like `| head` that has read enough
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 141 and err.decode() == ""
+
+
+def test_python_m_server_keeps_bad_input_off_stderr_and_marks_only_the_bad_environment(
+    tmp_path: Path, pg18: LocalPostgres
+) -> None:
+    import subprocess
+    import sys
+
+    from mcp.types import LATEST_PROTOCOL_VERSION
+
+    def request(i: int, method: str, params: dict[str, object]) -> str:
+        return json.dumps({"jsonrpc": "2.0", "id": i, "method": method, "params": params})
+
+    def call(i: int, tool: str, **args: object) -> str:
+        return request(i, "tools/call", {"name": tool, "arguments": args})
+
+    init = {"protocolVersion": LATEST_PROTOCOL_VERSION, "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}
+    lines = [
+        request(1, "initialize", init),
+        json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        call(2, "list_environments"),
+        call(3, "list_tables", environment="local"),
+        call(4, "execute_sql", environment="production", sql="SELEC nonsense"),
+        call(5, "list_tables", environment="nowhere"),
+        call(6, "describe_table", environment="production", table='"unterminated'),
+        call(7, "execute_sql", environment="production", sql="SELECT 1", limit="many"),
+        "this is not json",
+        json.dumps({"jsonrpc": "2.0", "id": 8, "method": "no/such/method"}),
+        call(9, "list_environments"),
+    ]
+    env = {**os.environ, "DATABASE_URL": BAD_URL, "SUPABASE_DB_URL": pg18.url()}
+    env.pop("PGSHIFT_CONFIG", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    watchdog = threading.Timer(120, proc.kill)  # bounds every read below
+    watchdog.start()
+    try:
+        proc.stdin.write("\n".join(lines) + "\n")
+        proc.stdin.flush()
+        answers: dict[int, dict[str, Any]] = {}
+        while not {3, 4, 5, 6, 7, 8, 9} <= set(answers) and (line := proc.stdout.readline()):
+            message = json.loads(line)
+            answers[message.get("id", -1)] = message
+        out, err = proc.communicate()  # closes stdin: the server ends
+    finally:
+        watchdog.cancel()
+    assert "Traceback" not in err and "Qz" not in err + out + json.dumps(answers), err
+    listed = {e["name"]: e for e in answers[9]["result"]["structuredContent"]["environments"]}
+    assert listed["production"]["reachable"] and not listed["local"]["reachable"]
+    assert "environment 'local'" in listed["local"]["error"] and "percent-encode" in listed["local"]["error"]
+    assert answers[3]["result"]["isError"] and "environment 'local'" in answers[3]["result"]["content"][0]["text"]

@@ -50,14 +50,14 @@ async def _compare(local: str, production: str, **options: object) -> CompareRes
 async def test_a_database_compared_with_itself_is_in_sync(pg: LocalPostgres) -> None:
     async with databases((pg, LOCAL)) as (url,):
         result = await _compare(url, url)
-    assert result.in_sync and result.differences == [] and result.summary.total == 0
+    assert result.in_sync and result.differences.data == [] and result.summary.total == 0
 
 
 async def test_every_difference_is_reported_with_its_kind_name_and_fields(pg18: LocalPostgres) -> None:
     async with databases((pg18, LOCAL), (pg18, PRODUCTION)) as (local, production):
         result = await _compare(local, production)
     assert not result.in_sync
-    found = {(d.kind, d.name, d.change) for d in result.differences}
+    found = {(d.kind, d.name, d.change) for d in result.differences.data}
     assert found == {
         ("table", "public.audit", "removed"),
         ("column", "public.profiles.bio", "added"),
@@ -65,11 +65,11 @@ async def test_every_difference_is_reported_with_its_kind_name_and_fields(pg18: 
         ("column", "public.profiles.mood", "changed"),
         ("index", "public.profiles_name", "added"),
     }
-    mood = next(d for d in result.differences if d.name == "public.profiles.mood")
+    mood = next(d for d in result.differences.data if d.name == "public.profiles.mood")
     assert [(f.field, f.before, f.after) for f in mood.fields] == [
         ("default", "'sad'::public.mood", "'ok'::public.mood")
     ]
-    added_index = next(d for d in result.differences if d.kind == "index")
+    added_index = next(d for d in result.differences.data if d.kind == "index")
     assert added_index.definition is not None and "profiles_name" in added_index.definition["definition"]
     assert (result.summary.added, result.summary.removed, result.summary.changed) == (2, 2, 1)
     assert result.summary.by_kind["column"].added == 1
@@ -81,16 +81,16 @@ async def test_managed_schemas_are_compared_only_on_request(pg18: LocalPostgres)
         default = await _compare(local, production, schemas=["reports"])
         managed = await _compare(local, production, include_managed=True, include_kinds=["column"])
     assert default.in_sync and default.schemas == ["reports"]
-    assert ("column", "auth.users.x", "removed") in {(d.kind, d.name, d.change) for d in managed.differences}
+    assert ("column", "auth.users.x", "removed") in {(d.kind, d.name, d.change) for d in managed.differences.data}
 
 
 async def test_kinds_can_be_included_or_excluded(pg18: LocalPostgres) -> None:
     async with databases((pg18, LOCAL), (pg18, PRODUCTION)) as (local, production):
         only_tables = await _compare(local, production, include_kinds=["table"])
         no_columns = await _compare(local, production, exclude_kinds=["column", "index"])
-    assert {d.kind for d in only_tables.differences} == {"table"}
+    assert {d.kind for d in only_tables.differences.data} == {"table"}
     assert only_tables.kinds == ["table"]
-    assert {d.kind for d in no_columns.differences} == {"table"}
+    assert {d.kind for d in no_columns.differences.data} == {"table"}
 
 
 @pytest.mark.parametrize(
@@ -120,7 +120,7 @@ async def test_an_unknown_environment_is_a_configuration_error(pg18: LocalPostgr
 async def test_the_same_ddl_on_postgres_15_and_18_is_in_sync(pg18: LocalPostgres, pg15: LocalPostgres) -> None:
     async with databases((pg18, LOCAL), (pg15, LOCAL)) as (on18, on15):
         result = await _compare(on18, on15)
-    assert result.in_sync, [d.model_dump() for d in result.differences]
+    assert result.in_sync, [d.model_dump() for d in result.differences.data]
 
 
 def _cli_args(*argv: str) -> argparse.Namespace:

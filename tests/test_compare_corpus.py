@@ -5,17 +5,16 @@ of a case differ, symmetrically."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
+from conftest import corpus_cases, corpus_root
 from support_introspect import databases, describe, ensure_roles, has_icu, read
 
 from tools.diff import diff_schemas
 from tools.localpg import LocalPostgres, pg15_bin_dir
 from tools.model import Schema
 
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "migra"
-CASES = sorted(p.name for p in CORPUS.iterdir() if (p / "a.sql").exists()) if CORPUS.exists() else []
+CASES = corpus_cases("migra")
 
 
 @pytest.fixture
@@ -40,7 +39,7 @@ def _assert_same(one: Schema, two: Schema, what: str) -> None:
     assert not diff_schemas(two, one).changes or all(c.kind == "extension" for c in diff_schemas(two, one).changes)
 
 
-@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("case", list(CASES))
 async def test_each_side_of_a_corpus_case_compares_equal_across_databases_and_versions(
     pg18: LocalPostgres, other_server: LocalPostgres, case: str
 ) -> None:
@@ -50,7 +49,7 @@ async def test_each_side_of_a_corpus_case_compares_equal_across_databases_and_ve
             pytest.skip("no server here has ICU collations (the collations case needs them)")
         servers = [servers[0], servers[0]]
     first, second = servers
-    a_sql, b_sql = ((CORPUS / case / f"{side}.sql").read_text() for side in "ab")
+    a_sql, b_sql = ((CASES[case] / f"{side}.sql").read_text() for side in "ab")
     async with databases((first, a_sql), (first, b_sql), (second, a_sql), (second, b_sql)) as urls:
         a_one, b_one, a_two, b_two = await asyncio.gather(*(read(url) for url in urls))
         a_again = await read(urls[0])
@@ -65,7 +64,7 @@ async def test_each_side_of_a_corpus_case_compares_equal_across_databases_and_ve
     assert forward.summary()["changed"] == backward.summary()["changed"]
 
 
-PRISMA = CORPUS.parent / "prisma" / "hoppscotch" / "migrations"
+PRISMA = corpus_root() / "prisma" / "hoppscotch" / "migrations"
 
 
 def _prisma_chain(upto: int | None = None) -> str:
@@ -73,7 +72,6 @@ def _prisma_chain(upto: int | None = None) -> str:
     return "\n".join((p / "migration.sql").read_text() for p in steps)
 
 
-@pytest.mark.skipif(not PRISMA.exists(), reason="prisma corpus not found")
 async def test_a_real_prisma_chain_compares_equal_across_versions_and_its_last_step_shows(
     pg18: LocalPostgres, other_server: LocalPostgres
 ) -> None:

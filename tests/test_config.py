@@ -9,7 +9,7 @@ import pytest
 from server.config import load_environments
 from tools.databases import Environment, connect_kwargs
 from tools.errors import ConfigError
-from tools.redact import redact_url, scrub
+from tools.redact import redact_url, scrub, url_secrets
 
 
 def test_without_a_file_local_and_production_come_from_database_url_and_supabase_db_url(tmp_path: Path) -> None:
@@ -56,13 +56,17 @@ def test_bad_configuration_is_a_clear_error(tmp_path: Path, toml: str, message: 
         load_environments(tmp_path, {})
 
 
-def test_supabase_transaction_pooler_disables_the_statement_cache() -> None:
+def test_only_the_transaction_pooler_disables_the_statement_cache_not_supabases_session_pooler() -> None:
     by_port = Environment(name="p", url="postgresql://u:pw@aws-0-eu.example.com:6543/postgres")
-    by_host = Environment(name="p", url="postgresql://u:pw@aws-0-eu-west-1.pooler.supabase.com:5432/postgres")
+    by_flag = Environment(
+        name="p", url="postgresql://u:pw@aws-0-eu-west-1.pooler.supabase.com:6543/postgres?pgbouncer=true"
+    )
+    session = Environment(name="p", url="postgresql://u:pw@aws-0-eu-west-1.pooler.supabase.com:5432/postgres")
     direct = Environment(name="p", url="postgresql://u:pw@db.abc.supabase.co:5432/postgres")
-    assert connect_kwargs(by_port)["statement_cache_size"] == 0
-    assert connect_kwargs(by_host)["statement_cache_size"] == 0
-    assert "statement_cache_size" not in connect_kwargs(direct)
+    assert connect_kwargs(by_port)["statement_cache_size"] == 0 and by_port.uses_transaction_pooler
+    assert connect_kwargs(by_flag)["statement_cache_size"] == 0 and by_flag.uses_transaction_pooler
+    assert "statement_cache_size" not in connect_kwargs(session) and not session.uses_transaction_pooler
+    assert "statement_cache_size" not in connect_kwargs(direct) and not direct.uses_transaction_pooler
 
 
 def test_sslmode_in_the_url_is_honoured() -> None:
@@ -79,3 +83,19 @@ def test_passwords_are_masked_in_urls_and_free_text() -> None:
     )
     text = "failed for postgresql://user:topsecret@h/db with password=topsecret and raw topsecret"
     assert "topsecret" not in scrub(text, ["topsecret"])
+
+
+def test_libpq_tools_get_the_url_without_prisma_parameters() -> None:
+    env = Environment(
+        name="p", url="postgresql://u:pw@h:5432/db?schema=app&pgbouncer=true&sslmode=require&connect_timeout=5"
+    )
+    assert env.libpq_url == "postgresql://u:pw@h:5432/db?sslmode=require&connect_timeout=5"
+
+
+def test_a_password_with_url_characters_is_masked_whole() -> None:
+    for password in ["Qz1#Qz2", "Qz1/Qz2", "Qz1?Qz2", "Qz1@Qz2", "Qz1%Qz2", "Qz1 Qz2", "123/Qz2"]:
+        url = f"postgresql://user:{password}@h:5432/db"
+        assert redact_url(url) == "postgresql://user:****@h:5432/db"
+        assert "Qz" not in scrub(f"failed: {url} and more", url_secrets(url))
+        if " " not in password:  # without knowing the secret, a URL in free text is masked up to its last '@'
+            assert "Qz" not in scrub(f"failed: {url} and more")

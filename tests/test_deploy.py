@@ -9,10 +9,11 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from conftest import corpus_root
 from support_apply import history_counts, new_database, prisma_folder, remove_database, run_sql, snapshot, target
 
 from tools.apply import apply_migration
-from tools.confirm import Confirmations
+from tools.approval import ApprovalStore
 from tools.databases import Databases
 from tools.deploy import deploy, list_migrations
 from tools.errors import NotAllowed
@@ -21,8 +22,8 @@ from tools.localpg import LocalPostgres
 from tools.migrations.folder import read_migrations
 
 SUPABASE_SHAPE = Path(__file__).resolve().parents[1] / "tools" / "sample" / "supabase_shape.sql"
-HOPPSCOTCH = "corpus/prisma/hoppscotch/migrations"
-CHATBOT_UI = "corpus/supabase/chatbot-ui/supabase/migrations"
+HOPPSCOTCH = corpus_root() / "prisma" / "hoppscotch" / "migrations"
+CHATBOT_UI = corpus_root() / "supabase" / "chatbot-ui" / "supabase" / "migrations"
 DROP_HISTORY = (
     "DROP SCHEMA pgshift CASCADE; DROP SCHEMA supabase_migrations CASCADE; DROP TABLE public._prisma_migrations;"
 )
@@ -51,10 +52,10 @@ async def pg15_pair(pg15: LocalPostgres) -> AsyncIterator[tuple[str, str]]:
 
 
 async def test_deploying_hoppscotch_into_empty_pg15_matches_raw_replay_and_records_everything(
-    pg15: LocalPostgres, pg18: LocalPostgres, pg15_pair: tuple[str, str], shared_dir: Path
+    pg15: LocalPostgres, pg18: LocalPostgres, pg15_pair: tuple[str, str]
 ) -> None:
     deployed, replayed = pg15_pair
-    directory = shared_dir / HOPPSCOTCH
+    directory = HOPPSCOTCH
     migrations = read_migrations(directory).migrations
     db = target(deployed)
     try:
@@ -84,14 +85,12 @@ async def test_deploying_hoppscotch_into_empty_pg15_matches_raw_replay_and_recor
     assert equal, diff
 
 
-async def test_chatbot_ui_stops_at_the_migration_needing_http_before_any_of_its_statements_runs(
-    fresh_db: str, shared_dir: Path
-) -> None:
+async def test_chatbot_ui_stops_at_the_migration_needing_http_before_any_of_its_statements_runs(fresh_db: str) -> None:
     await run_sql(fresh_db, SUPABASE_SHAPE.read_text())
     before = await snapshot(fresh_db)
     db = target(fresh_db)
     try:
-        result = await deploy(db, "target", str(shared_dir / CHATBOT_UI))
+        result = await deploy(db, "target", str(CHATBOT_UI))
     finally:
         await db.close()
     assert result.status == "failed"
@@ -183,7 +182,7 @@ async def test_list_migrations_shows_each_environment_side_by_side(
     finally:
         await db.close()
         await remove_database(pg18, production)
-    states = {(row.version, row.local): row.states for row in status.migrations}
+    states = {(row.version, row.local): row.states for row in status.migrations.data}
     assert states[("20240101000000", True)] == {"local": "applied", "production": "applied"}
     assert states[("20240102000000", True)] == {"local": "edited", "production": "edited"}
     assert states[("20240103000000", True)] == {"local": "applied", "production": "pending"}
@@ -226,21 +225,25 @@ async def test_deploy_refuses_while_the_history_records_a_failed_migration(db18:
         await db.close()
     assert first.status == "failed" and first.error is not None and "Statements 1, 2 of 3 ran" in first.error
     assert await snapshot(db18) == before
-    assert status.migrations[0].states == {"target": "failed"}
+    assert status.migrations.data[0].states == {"target": "failed"}
 
 
-async def test_a_protected_environment_deploys_only_with_the_token(db18: str, tmp_path: Path) -> None:
+async def test_a_protected_environment_deploys_only_once_a_person_approved(db18: str, tmp_path: Path) -> None:
     folder = prisma_folder(tmp_path, {"20240101000000_one": "CREATE TABLE one (id int);\n"})
     db = target(db18, protected=True)
-    confirmations = Confirmations()
+    approvals = ApprovalStore(tmp_path / "state")
     before = await snapshot(db18)
     try:
-        plan = await deploy(db, "target", str(folder), confirmations=confirmations)
+        plan = await deploy(db, "target", str(folder), approvals=approvals)
         assert plan.status == "confirmation_required" and plan.pending == ["20240101000000_one"]
+        assert plan.approval_id is not None
         assert await snapshot(db18) == before
-        with pytest.raises(NotAllowed):
-            await deploy(db, "target", str(folder), confirm="1.bogus", confirmations=confirmations)
-        done = await deploy(db, "target", str(folder), confirm=plan.confirmation_token, confirmations=confirmations)
+        for bogus in ["1.bogus", "0123456789abcdef", plan.approval_id]:  # forged, unknown, not approved yet
+            with pytest.raises(NotAllowed):
+                await deploy(db, "target", str(folder), bogus, approvals=approvals)
+        assert await snapshot(db18) == before
+        approvals.approve(plan.approval_id)
+        done = await deploy(db, "target", str(folder), plan.approval_id, approvals=approvals)
     finally:
         await db.close()
     assert done.status == "deployed"
@@ -345,7 +348,7 @@ async def test_a_database_migrated_by_prisma_alone_reads_as_applied_and_deploy_s
         result = await deploy(db, "target", str(folder))
     finally:
         await db.close()
-    states = {(m.version, m.name): m.states["target"] for m in before.migrations}
+    states = {(m.version, m.name): m.states["target"] for m in before.migrations.data}
     assert states == {
         ("20240101000000", "one"): "applied",
         ("20240102000000", "two"): "pending",

@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
-from tools.diff import canonical_view_sql, diff_schemas
+from tools.diff import canonical_view_sql, diff_schemas, relocate_references
 from tools.errors import ConfigError
-from tools.model import KINDS, Column, Enum, Index, Namespace, Schema, Table, View
+from tools.model import KINDS, Column, Enum, Extension, Index, Namespace, Schema, Table, View
 
 
 def _table(name: str, *columns: Column, **fields: object) -> Table:
@@ -137,3 +137,54 @@ def test_an_index_is_keyed_by_its_schema_qualified_name() -> None:
     idx = Index("Sales", "By Day", 'Sales."Orders"', "CREATE INDEX ...", "btree", False, False, ("day",))
     assert idx.key == '"Sales"."By Day"'
     assert _table("Orders").key == 'public."Orders"'
+
+
+def _ext(name: str, schema: str = "public", version: str = "1.0", platform: bool = False) -> Extension:
+    return Extension(name, schema, version, platform=platform)
+
+
+def test_references_into_extensions_read_as_public_ones_only_on_a_supabase_target() -> None:
+    def side(schema: str, supabase: bool) -> Schema:
+        column = Column("id", "uuid", True, default=f"{schema}.uuid_generate_v4()")
+        return Schema(extensions=(_ext("uuid-ossp", schema),), tables=(_table("t", column),), supabase=supabase)
+
+    assert diff_schemas(side("public", False), side("extensions", True)).in_sync
+    plain = diff_schemas(side("public", False), side("extensions", False))
+    assert [(c.kind, [f.field for f in c.fields]) for c in plain.changes] == [
+        ("extension", ["schema"]),
+        ("column", ["default"]),
+    ]
+    # Another function of another schema is still different.
+    other = dataclasses.replace(side("extensions", True), tables=(_table("t", Column("id", "uuid", True, "x.f()")),))
+    assert [c.kind for c in diff_schemas(side("public", False), other).changes] == ["column"]
+
+
+def test_relocating_references_leaves_string_literals_and_longer_names_alone() -> None:
+    sql = "extensions.f('extensions.x') || \"extensions\".g || my_extensions.h || extensions_x.i"
+    assert relocate_references(sql, "extensions", "public") == (
+        "public.f('extensions.x') || public.g || my_extensions.h || extensions_x.i"
+    )
+    assert relocate_references("'unterminated", "extensions", "public") == "'unterminated"
+
+
+def test_an_extension_version_the_target_cannot_install_or_each_servers_default_is_not_a_difference() -> None:
+    source = Schema(extensions=(_ext("citext", version="1.8"),), default_extensions=frozenset({("citext", "1.8")}))
+    reachable = Schema(
+        extensions=(_ext("citext", version="1.6"),),
+        available_extensions=frozenset({("citext", "1.6"), ("citext", "1.8")}),
+    )
+    unreachable = dataclasses.replace(reachable, available_extensions=frozenset({("citext", "1.6")}))
+    assert diff_schemas(source, unreachable).in_sync
+    assert not diff_schemas(source, reachable).in_sync
+    both_default = dataclasses.replace(reachable, default_extensions=frozenset({("citext", "1.6")}))
+    assert diff_schemas(source, both_default).in_sync
+
+
+def test_an_extension_the_platform_installed_counts_only_when_the_source_has_it_and_the_target_lacks_it() -> None:
+    platform = Schema(extensions=(_ext("pgcrypto", "extensions", platform=True),))
+    assert diff_schemas(Schema(), platform).in_sync
+    assert diff_schemas(
+        platform, dataclasses.replace(platform, extensions=(_ext("pgcrypto", "extensions", "2.0", True),))
+    ).in_sync
+    (added,) = diff_schemas(platform, Schema()).changes
+    assert (added.kind, added.key, added.change) == ("extension", "pgcrypto", "added")

@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from conftest import corpus_root
 
 from tools.errors import ConfigError
 from tools.migrations.folder import (
@@ -100,13 +101,16 @@ def test_two_supabase_files_with_one_version_are_refused(tmp_path: Path) -> None
         read_migrations(tmp_path)
 
 
-def test_the_migrations_folder_is_found_from_a_subdirectory_of_the_project(
+def test_the_migrations_folder_is_found_in_the_working_directory_and_never_in_its_parents(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     migrations = _prisma_project(tmp_path, {"20240101000000_init": "SELECT 1;"})
     nested = tmp_path / "src" / "deep"
     nested.mkdir(parents=True)
     monkeypatch.chdir(nested)
+    with pytest.raises(ConfigError, match="no migrations folder found in"):
+        find_migrations_dir()
+    monkeypatch.chdir(tmp_path)
     assert find_migrations_dir() == migrations.resolve()
     assert find_migrations_dir(tmp_path) == migrations.resolve()
 
@@ -135,10 +139,8 @@ def test_one_migration_is_found_by_folder_path_file_path_or_version(tmp_path: Pa
     ("relative", "kind", "count"),
     [("prisma/hoppscotch/migrations", "prisma", 21), ("supabase/chatbot-ui/supabase/migrations", "supabase", 25)],
 )
-def test_corpus_chains_are_read_in_order_with_file_checksums(
-    shared_dir: Path, relative: str, kind: str, count: int
-) -> None:
-    folder = read_migrations(shared_dir / "corpus" / relative)
+def test_corpus_chains_are_read_in_order_with_file_checksums(relative: str, kind: str, count: int) -> None:
+    folder = read_migrations(corpus_root() / relative)
     assert folder.kind == kind
     assert len(folder.migrations) == count
     versions = [m.version for m in folder.migrations]

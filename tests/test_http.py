@@ -80,4 +80,61 @@ async def test_http_with_the_token_serves_the_same_tools_as_stdio(http_server: s
                 names = {t.name for t in (await client.list_tools()).tools}
                 out = await client.call_tool("execute_sql", {"environment": "local", "sql": "SELECT 1 AS one"})
     assert "execute_sql" in names and "list_environments" in names
-    assert out.structured_content is not None and out.structured_content["data"]["rows"] == [{"one": 1}]
+    assert out.structured_content is not None and out.structured_content["result"]["data"]["rows"] == [{"one": 1}]
+
+
+BAD_URL = "postgresql://postgres:Qz1#Qz2/Qz3?Qz4@Qz5%Qz6 Qz7@127.0.0.1:1/postgres"
+
+
+@pytest.fixture
+def bad_url_server(tmp_path: Path, pg18: LocalPostgres) -> Iterator[str]:
+    """The HTTP server with a malformed DATABASE_URL; on the way out, its stderr must hold no traceback and no
+    piece of the password."""
+    port = free_port()
+    env = {**os.environ, "PGSHIFT_HTTP_TOKEN": TOKEN, "DATABASE_URL": BAD_URL, "SUPABASE_DB_URL": pg18.url()}
+    env.pop("PGSHIFT_CONFIG", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "serve", "--http", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail("HTTP server did not start within 30 s")
+            time.sleep(0.1)
+    try:
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        proc.terminate()
+        try:
+            _, err = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate(timeout=10)
+    stderr = err.decode()
+    assert "Traceback" not in stderr and "Qz" not in stderr, stderr
+
+
+async def test_over_http_bad_input_never_reaches_stderr_as_a_traceback_or_a_password(bad_url_server: str) -> None:
+    url = bad_url_server
+    with anyio.fail_after(60):
+        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as http:
+            garbage = await http.post(url, content=b"{not json", headers={"content-type": "application/json"})
+            odd = await http.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "no/such/method"})
+            async with Client(streamable_http_client(url, http_client=http)) as client:
+                listed = await client.call_tool("list_environments", {})
+                broken = await client.call_tool("list_tables", {"environment": "local"})
+    assert garbage.status_code >= 400 and odd.status_code >= 400
+    assert listed.structured_content is not None
+    by_name = {e["name"]: e for e in listed.structured_content["environments"]}
+    assert by_name["production"]["reachable"] and "environment 'local'" in by_name["local"]["error"]
+    assert broken.is_error and "Qz" not in repr(listed) + repr(broken)

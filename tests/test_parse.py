@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import corpus_root
 
 from tools.errors import ConfigError
 from tools.migrations.parse import StatementKind, split_statements
 
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+CORPUS = corpus_root()
 CHAIN_FILES = sorted((CORPUS / "prisma" / "hoppscotch" / "migrations").glob("*/migration.sql")) + sorted(
     (CORPUS / "supabase" / "chatbot-ui" / "supabase" / "migrations").glob("*.sql")
 )
@@ -29,8 +30,6 @@ def test_joining_the_pieces_reproduces_every_corpus_migration_exactly(path: Path
 
 
 def test_the_corpus_chains_exist() -> None:
-    if not CORPUS.exists():
-        pytest.skip(f"shared corpus not found at {CORPUS}")
     assert len(CHAIN_FILES) == 21 + 25
 
 
@@ -85,11 +84,24 @@ def test_a_sql_standard_function_body_keeps_its_inner_semicolons() -> None:
         ("WITH x AS (DELETE FROM t RETURNING *) SELECT * FROM x", StatementKind.SELECT, True),
         ("INSERT INTO t VALUES (1)", StatementKind.INSERT, True),
         ("DO $$ BEGIN END $$", StatementKind.DO_BLOCK, True),
+        ("REINDEX DATABASE d", StatementKind.REINDEX, False),
+        ("REINDEX (CONCURRENTLY) TABLE t", StatementKind.REINDEX, False),
+        ("ALTER TABLE t DETACH PARTITION p CONCURRENTLY", StatementKind.ALTER_TABLE, False),
+        ("ALTER TABLE t RENAME COLUMN a TO b", StatementKind.ALTER_TABLE, True),
+        ("ALTER TABLE t RENAME CONSTRAINT a TO b", StatementKind.ALTER_TABLE, True),
+        ("ALTER TYPE mood RENAME VALUE 'a' TO 'b'", StatementKind.ALTER_TYPE, True),
+        ("ALTER INDEX i RENAME TO j", StatementKind.ALTER_INDEX, True),
+        ("ALTER SYSTEM SET work_mem = '1MB'", StatementKind.ALTER_OTHER, False),
+        ("DROP MATERIALIZED VIEW v", StatementKind.DROP_VIEW, True),
+        ("CREATE TABLE t2 AS SELECT 1", StatementKind.CREATE_TABLE, True),
+        ("CLUSTER", StatementKind.UNKNOWN, False),
+        ("ANALYZE t", StatementKind.UNKNOWN, True),
+        ("GRANT SELECT ON t TO r", StatementKind.GRANT, True),
+        ("REVOKE r FROM u", StatementKind.REVOKE, True),
+        ("ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO r", StatementKind.ALTER_OTHER, True),
     ],
 )
-def test_each_statement_is_classified_by_its_leading_keywords(
-    sql: str, kind: StatementKind, transactional: bool
-) -> None:
+def test_each_statement_is_classified_by_its_parse_tree(sql: str, kind: StatementKind, transactional: bool) -> None:
     (statement,) = split_statements(sql + ";")
     assert statement.kind is kind
     assert statement.transactional is transactional
@@ -132,3 +144,46 @@ def test_empty_statements_and_comment_only_scripts_give_nothing_to_run() -> None
 def test_malformed_sql_is_a_config_error_naming_the_line(sql: str, line: int) -> None:
     with pytest.raises(ConfigError, match=rf"line {line}\b"):
         split_statements(sql)
+
+
+def test_the_begin_atomic_attack_splits_into_the_three_commands_postgresql_runs() -> None:
+    script = "CREATE VIEW v AS SELECT begin atomic FROM (SELECT 1 AS begin) s; COMMIT; DROP TABLE victim"
+    statements = split_statements(script)
+    assert [s.kind for s in statements] == [StatementKind.CREATE_VIEW, StatementKind.COMMIT, StatementKind.DROP_TABLE]
+    assert [s.text for s in statements][1:] == ["COMMIT", "DROP TABLE victim"]
+
+
+def test_escape_strings_nested_comments_and_non_ascii_text_split_as_postgresql_splits_them() -> None:
+    script = "SELECT E'it\\'s; here' AS é;\n/* outer /* inner; */ still comment; */ SELECT 'ü;ß' AS x;\nSELECT 3"
+    statements = split_statements(script)
+    assert [s.text for s in statements] == ["SELECT E'it\\'s; here' AS é", "SELECT 'ü;ß' AS x", "SELECT 3"]
+    assert statements[1].leading == "\n/* outer /* inner; */ still comment; */ "
+    assert "".join(s.leading + s.text + s.suffix for s in statements) == script
+    assert [t.text for t in statements[1].tokens] == ["SELECT", "'ü;ß'", "AS", "x"]
+
+
+def test_each_statement_carries_postgresqls_parse_tree() -> None:
+    (statement,) = split_statements("CREATE INDEX CONCURRENTLY i ON t (a)")
+    assert type(statement.node).__name__ == "IndexStmt"
+    assert statement.node.concurrent
+
+
+@pytest.mark.parametrize(
+    ("sql", "kind", "tx_control"),
+    [
+        ("ROLLBACK TO SAVEPOINT s", StatementKind.SAVEPOINT, None),
+        ("PREPARE TRANSACTION 'x'", StatementKind.PREPARED_TRANSACTION, None),
+        ("COMMIT PREPARED 'x'", StatementKind.PREPARED_TRANSACTION, None),
+        ("ABORT", StatementKind.ROLLBACK, "rollback"),
+    ],
+)
+def test_transaction_statements_are_classified_by_their_parse_tree(
+    sql: str, kind: StatementKind, tx_control: str | None
+) -> None:
+    (statement,) = split_statements(sql)
+    assert (statement.kind, statement.tx_control) == (kind, tx_control)
+
+
+def test_a_psql_meta_command_is_refused_as_not_sql() -> None:
+    with pytest.raises(ConfigError, match=r"line 2: '\\\\connect' is a psql meta-command"):
+        split_statements("SELECT 1;\n\\connect other\nSELECT 2;")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from tools.model import Column, Constraint, Dependency, Enum, Function, Index, Privilege, Schema, Table, View
+from tools.model import Column, Constraint, Dependency, Enum, Extension, Function, Index, Privilege, Schema, Table, View
 from tools.plan import HazardKind, Plan, Statement, plan_migration
 from tools.plan.graph import Step, order_steps
 
@@ -228,3 +228,46 @@ def test_steps_follow_their_dependencies_and_otherwise_keep_generation_order() -
     assert [s.id for s in order_steps(steps)] == ["c", "b", "a", "d"]
     cycle = [Step("x", [], after={"y"}), Step("y", [], after={"x"})]
     assert sorted(s.id for s in order_steps(cycle)) == ["x", "y"]
+
+
+def test_a_view_as_postgres_15_and_18_print_it_plans_nothing() -> None:
+    on15 = View("public", "v", False, " SELECT t.a\n   FROM public.t;", (col("a"),))
+    on18 = dataclasses.replace(on15, definition=" SELECT a\n   FROM public.t;")
+    tables = (table("t", col("a")),)
+    assert plan_migration(
+        Schema(tables=tables, views=(on18,), server_version_num=180001),
+        Schema(tables=tables, views=(on15,), server_version_num=150014),
+    ).is_empty
+
+
+def test_an_extension_is_planned_without_a_version_the_target_cannot_install() -> None:
+    source = Schema(extensions=(Extension("citext", "public", "1.8"), Extension("hstore", "public", "1.8")))
+    target = Schema(
+        extensions=(Extension("hstore", "public", "1.7"),),
+        available_extensions=frozenset({("citext", "1.6"), ("hstore", "1.7"), ("hstore", "1.8")}),
+    )
+    assert sqls(plan_migration(source, target)) == [
+        "CREATE EXTENSION IF NOT EXISTS citext WITH SCHEMA public",
+        "ALTER EXTENSION hstore UPDATE TO '1.8'",
+    ]
+    unreachable = dataclasses.replace(target, available_extensions=frozenset({("citext", "1.8"), ("hstore", "1.7")}))
+    assert sqls(plan_migration(source, unreachable)) == [
+        "CREATE EXTENSION IF NOT EXISTS citext WITH SCHEMA public VERSION '1.8'"
+    ]
+
+
+def test_an_extension_in_a_schema_outside_the_model_creates_that_schema_first() -> None:
+    source = Schema(extensions=(Extension("uuid-ossp", "extensions", "1.1", platform=True),))
+    assert sqls(plan_migration(source, Schema())) == [
+        "CREATE SCHEMA IF NOT EXISTS extensions",
+        "CREATE EXTENSION IF NOT EXISTS \"uuid-ossp\" WITH SCHEMA extensions VERSION '1.1'",
+    ]
+
+
+def test_an_extension_moved_to_extensions_on_a_supabase_target_plans_nothing() -> None:
+    local = Schema(extensions=(Extension("pg_trgm", "public", "1.6"),))
+    supabase = Schema(extensions=(Extension("pg_trgm", "extensions", "1.6"),), supabase=True)
+    assert plan_migration(local, supabase).is_empty
+    assert sqls(plan_migration(local, dataclasses.replace(supabase, supabase=False))) == [
+        "ALTER EXTENSION pg_trgm SET SCHEMA public"
+    ]

@@ -12,8 +12,6 @@ that call it are plpgsql, whose bodies PostgreSQL does not resolve at creation).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from conftest import create_database, drop_database
 from support_prepare import (
@@ -33,7 +31,7 @@ from tools.migrations.rewrite import rewrite_for_target
 
 @pytest.mark.parametrize("chain", chains(), ids=lambda c: c.name)
 async def test_the_rewritten_chain_builds_the_same_schema_and_running_it_twice_changes_nothing(
-    chain: Chain, request: pytest.FixtureRequest, pg18: LocalPostgres, shared_dir: Path
+    chain: Chain, request: pytest.FixtureRequest, pg18: LocalPostgres
 ) -> None:
     server: LocalPostgres = request.getfixturevalue("pg18" if chain.supabase else "pg15")
     bin_dir = pg18.bin_dir

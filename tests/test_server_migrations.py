@@ -49,6 +49,13 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+@pytest.fixture(autouse=True)
+def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Approval requests go to a directory of this test's own."""
+    monkeypatch.setenv("PGSHIFT_STATE_DIR", str(tmp_path / "state"))
+    return tmp_path / "state"
+
+
 def client_for(url: str, **kwargs: Any) -> Client:
     envs = [Environment(name="production", url=url, protected=True)]
     return Client(build_app(lambda: envs), **kwargs)
@@ -71,36 +78,27 @@ async def test_check_migration_rewrites_lints_and_dry_runs_without_committing(pr
             client, "check_migration", environment="production", migration="prisma/migrations/20240101000000_init"
         )
     assert out["dry_run"]["succeeded"] is True
-    assert any(c["kind"] == "table" and c["change"] == "added" for c in out["dry_run"]["changes"])
+    assert any(c["kind"] == "table" and c["change"] == "added" for c in out["dry_run"]["changes"]["data"])
     assert "IF NOT EXISTS" in out["script"]
     assert await columns(production, "Note") == []
 
 
-async def test_apply_on_a_protected_environment_needs_the_token_then_records_history(
+async def test_apply_on_a_protected_environment_runs_once_a_person_approved_then_records_history(
     production: str, project: Path
 ) -> None:
+    from tools.approval import ApprovalStore
+
+    init = {"environment": "production", "name": "init", "migration": "prisma/migrations/20240101000000_init"}
     async with client_for(production) as client:
-        first = await call(
-            client,
-            "apply_migration",
-            environment="production",
-            name="init",
-            migration="prisma/migrations/20240101000000_init",
-        )
-        assert first["status"] == "confirmation_required"
+        first = await call(client, "apply_migration", **init)
+        assert first["status"] == "confirmation_required" and first["approval_id"]
         assert await columns(production, "Note") == []
-        done = await call(
-            client,
-            "apply_migration",
-            environment="production",
-            name="init",
-            migration="prisma/migrations/20240101000000_init",
-            confirm=first["confirmation_token"],
-        )
+        ApprovalStore().approve(first["approval_id"])  # the person, through the engine `pgshift approve` uses
+        done = await call(client, "apply_migration", **init, approval_id=first["approval_id"])
         status = await call(client, "list_migrations", environments=["production"])
     assert done["status"] == "applied"
     assert await columns(production, "Note") == ["id", "body"]
-    states = {m["version"]: m["states"]["production"] for m in status["migrations"]}
+    states = {m["version"]: m["states"]["production"] for m in status["migrations"]["data"]}
     assert states == {"20240101000000": "applied", "20240202000000": "pending"}
 
 
@@ -125,6 +123,7 @@ async def test_a_declined_elicitation_runs_nothing(production: str, project: Pat
     async with client_for(production, elicitation_callback=decline) as client:
         out = await call(client, "deploy", environment="production", directory="prisma/migrations")
     assert out["status"] == "confirmation_required" and "declined" in out["message"]
+    assert out["approval_id"] is None
     assert await columns(production, "Note") == []
 
 

@@ -30,7 +30,7 @@ async def test_python_m_server_over_stdio_lists_tools_and_answers_them(tmp_path:
     by_name = {e["name"]: e for e in envs.structured_content["environments"]}
     assert by_name["local"]["reachable"] and not by_name["production"]["reachable"]
     assert by_name["production"]["protected"] is True
-    assert out.structured_content is not None and out.structured_content["data"]["rows"] == [{"answer": 42}]
+    assert out.structured_content is not None and out.structured_content["result"]["data"]["rows"] == [{"answer": 42}]
     assert bad.is_error
     dumped = repr(envs) + repr(out) + repr(bad)
     assert "s3cr3t-pw" not in dumped and pg18.password not in dumped
@@ -73,10 +73,73 @@ async def test_compare_schemas_with_its_plan_works_over_stdio(
         assert out.structured_content is not None, out.content
         result = out.structured_content
         assert result["in_sync"] is False
-        assert [(d["kind"], d["name"], d["change"]) for d in result["differences"]] == [
+        assert [(d["kind"], d["name"], d["change"]) for d in result["differences"]["data"]] == [
             ("column", "public.note.pinned", "added")
         ]
-        assert result["plan"]["script"].strip() == "ALTER TABLE public.note ADD COLUMN pinned boolean DEFAULT false;"
+        assert (
+            result["plan"]["data"]["script"].strip()
+            == "ALTER TABLE public.note ADD COLUMN pinned boolean DEFAULT false;"
+        )
     finally:
         await drop_database(pg18, local)
         await drop_database(pg15, production)
+
+
+async def test_over_stdio_neither_a_declining_client_nor_one_without_elicitation_can_change_a_protected_database(
+    tmp_path: Path, pg18: LocalPostgres
+) -> None:
+    from conftest import create_database, drop_database
+    from test_approval import DROP, FORGED, INSERT, SCHEMA, UNCHANGED, answering, direct_sql, seen
+
+    production = await create_database(pg18, "prod")
+    try:
+        await direct_sql(production, SCHEMA)
+        env = {"SUPABASE_DB_URL": production, "PGSHIFT_STATE_DIR": str(tmp_path / "state")}
+        writes = [
+            ("execute_sql", {"environment": "production", "sql": INSERT, "write": True}),
+            ("apply_migration", {"environment": "production", "name": "drop_keep", "sql": f"{DROP};"}),
+        ]
+        got: list[str] = []
+        async with Client(stdio_params(tmp_path, env), read_timeout_seconds=60) as plain:
+            for tool, args in writes:
+                first = await plain.call_tool(tool, args)
+                assert first.structured_content is not None, first.content
+                got.append(first.structured_content["approval_id"])
+                for candidate in [*got, *FORGED[:2]]:
+                    assert (await plain.call_tool(tool, {**args, "approval_id": candidate})).is_error
+        declining = answering("decline")
+        async with Client(stdio_params(tmp_path, env), read_timeout_seconds=60, elicitation_callback=declining) as c:
+            for tool, args in writes:
+                out = await c.call_tool(tool, args)
+                assert out.structured_content is not None and out.structured_content["approval_id"] is None
+                for candidate in [*got, *FORGED[:2]]:
+                    assert (await c.call_tool(tool, {**args, "approval_id": candidate})).is_error
+        assert await seen(production) == UNCHANGED
+    finally:
+        await drop_database(pg18, production)
+
+
+async def test_over_stdio_a_person_approving_at_a_terminal_lets_exactly_that_write_run_once(
+    tmp_path: Path, pg18: LocalPostgres
+) -> None:
+    from conftest import create_database, drop_database
+    from test_approval import INSERT, SCHEMA, approve_at_terminal, direct_sql, seen
+
+    production = await create_database(pg18, "prod")
+    try:
+        await direct_sql(production, SCHEMA)
+        env = {"SUPABASE_DB_URL": production, "PGSHIFT_STATE_DIR": str(tmp_path / "state")}
+        args = {"environment": "production", "sql": INSERT, "write": True}
+        async with Client(stdio_params(tmp_path, env), read_timeout_seconds=60) as client:
+            first = await client.call_tool("execute_sql", args)
+            assert first.structured_content is not None
+            request_id = first.structured_content["approval_id"]
+            code, shown = approve_at_terminal(request_id, "production", tmp_path / "state")
+            assert code == 0 and INSERT in shown and pg18.password not in shown
+            done = await client.call_tool("execute_sql", {**args, "approval_id": request_id})
+            again = await client.call_tool("execute_sql", {**args, "approval_id": request_id})
+        assert done.structured_content is not None and done.structured_content["committed"] is True
+        assert again.is_error
+        assert await seen(production) == (["approved"], True, False)
+    finally:
+        await drop_database(pg18, production)

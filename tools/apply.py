@@ -2,8 +2,9 @@
 
 The migration is inline SQL or a file of the project's migrations folder (its own version is kept). On a
 protected environment the first call returns the checked plan (statements, lint findings, the target's
-schema fingerprint) and a confirmation token bound to exactly those statements and that fingerprint; only a
-call with that token applies, and it is refused if the target changed in between. `dry_run` runs the script
+schema fingerprint) and files an approval request bound to exactly those statements and that fingerprint
+(`tools.approval`); only a call with that request's id, after a person approved it, applies, and it is refused
+if the target changed in between. `dry_run` runs the script
 in a transaction that is rolled back and reports the schema change. The running itself is in
 `tools.migrations.runner`.
 """
@@ -15,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from tools import ledger
-from tools.confirm import Confirmations
+from tools.approval import ApprovalStore, instruction
 from tools.databases import Databases
 from tools.errors import ConfigError
 from tools.migrations.check import check_migration
@@ -38,11 +39,9 @@ from tools.migrations.runner import (
     verified_loss,
 )
 from tools.migrations.steps import Statement, body, plan_steps, prepare, split_statements
+from tools.untrusted import fence
 
-DEFAULT_CONFIRMATIONS = Confirmations()
-"""Used when the caller passes none (the CLI, tests): tokens then live as long as the process."""
-
-__all__ = ["DEFAULT_CONFIRMATIONS", "ApplyResult", "PlannedStatement", "Timeouts", "apply_migration"]
+__all__ = ["ApplyResult", "PlannedStatement", "Timeouts", "apply_migration"]
 
 
 def resolve_migration(name: str, sql: str | None, migration: str | None, version: str | None) -> Migration:
@@ -79,7 +78,7 @@ def _local_file_with(sql: str) -> Migration | None:
 def _bind(
     environment: str, migration: Migration, planned: Sequence[PlannedStatement], fingerprint: str, generated: bool
 ) -> tuple[str, ...]:
-    """What a confirmation token is bound to (a version we generate is not: it differs between the two calls)."""
+    """What an approval is bound to (a version we generate is not: it differs between the two calls)."""
     version = "" if generated else migration.version
     return ("apply_migration", environment, version, migration.name, statements_digest(planned), fingerprint)
 
@@ -91,10 +90,10 @@ async def apply_migration(
     sql: str | None = None,
     migration: str | None = None,
     version: str | None = None,
-    confirm: str | None = None,
+    approval_id: str | None = None,
     dry_run: bool = False,
     *,
-    confirmations: Confirmations | None = None,
+    approvals: ApprovalStore | None = None,
     timeouts: Timeouts | None = None,
     prisma_schema: str = ledger.DEFAULT_PRISMA_SCHEMA,
     client: str = "pgshift",
@@ -105,7 +104,7 @@ async def apply_migration(
     The statements run as `check_migration` prepares them for the target (`rewrite=False`: as written); the
     history records them as applied, and Prisma's checksum is always that of the file.
     """
-    confirmations = confirmations or DEFAULT_CONFIRMATIONS
+    approvals = approvals or ApprovalStore()
     timeouts = timeouts or Timeouts()
     env = db.environment(environment)
     if not dry_run:
@@ -122,7 +121,7 @@ async def apply_migration(
     if dry_run:
         return await _dry_run(db, environment, target, parsed, mode)
 
-    if env.protected and confirm is None:
+    if env.protected and approval_id is None:
         async with db.read_only(environment, snapshot=True) as ro:
             prepared = await prepare_for(ro, parsed, rewrite=rewrite)
             planned = planned_statements(prepared)
@@ -132,7 +131,15 @@ async def apply_migration(
                 return _already(environment, target, mode, planned)
             fingerprint = await target_fingerprint(ro)
             hazards = lint(parsed, existing_tables=await existing_tables(ro))
-        token = confirmations.issue(*_bind(environment, target, planned, fingerprint, generated))
+        request = approvals.file(
+            "apply_migration",
+            environment,
+            env.redacted_url,
+            [s.sql for s in planned],
+            _bind(environment, target, planned, fingerprint, generated),
+            hazards=[f"statement {h.statement}: {h.message}" for h in hazards],
+            target_fingerprint=fingerprint,
+        )
         return ApplyResult.of(
             target,
             environment,
@@ -140,13 +147,9 @@ async def apply_migration(
             mode=mode,
             statements=planned,
             target_fingerprint=fingerprint,
-            confirmation_token=token,
+            approval_id=request.id,
             hazards=hazards,
-            message=(
-                f"'{environment}' is protected: nothing was run. Show these statements to the person; if they approve, "
-                "call apply_migration again with the same migration and confirm=<confirmation_token>. The token is "
-                "refused if the statements or the target's schema change in between."
-            ),
+            message=instruction(request, f"these {len(planned)} statement(s) (send the same migration)"),
         )
 
     try:
@@ -154,11 +157,10 @@ async def apply_migration(
             prepared = await prepare_for(conn, parsed, rewrite=rewrite)
             planned = planned_statements(prepared)
             if env.protected:
-                assert confirm is not None
+                assert approval_id is not None
                 fingerprint = await target_fingerprint(conn)
-                confirmations.check(
-                    confirm, *_bind(environment, target, planned, fingerprint, generated), what="this migration"
-                )
+                binding = _bind(environment, target, planned, fingerprint, generated)
+                approvals.consume(approval_id, env.redacted_url, binding, "this migration")
             history = await ledger.read_history(conn, prisma_schema)
             if already_applied(history, target, environment):
                 return _already(environment, target, mode, planned)
@@ -191,7 +193,7 @@ async def _dry_run(
     prepared = prepare(parsed, supabase=check.supabase_target)
     dry = check.dry_run
     sign = {"added": "+", "removed": "-", "changed": "~"}
-    changes = [f"{sign[c.change]} {c.kind} {c.key}" for c in dry.changes] if dry is not None else None
+    changes = fence([f"{sign[c.change]} {c.kind} {c.key}" for c in dry.changes.data]) if dry is not None else None
     return ApplyResult.of(
         target,
         environment,

@@ -14,8 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tools import ledger
-from tools.apply import DEFAULT_CONFIRMATIONS
-from tools.confirm import Confirmations
+from tools.approval import ApprovalStore, instruction
 from tools.databases import Databases
 from tools.errors import ConfigError, NotAllowed, PgshiftError
 from tools.migrations.folder import (
@@ -34,10 +33,12 @@ from tools.migrations.runner import (
     execute_migration,
     preflight,
     prepare_for,
+    refuse_forbidden,
     target_fingerprint,
     verified_loss,
 )
 from tools.migrations.steps import Statement, split_statements
+from tools.untrusted import Untrusted, fence
 
 State = Literal["applied", "pending", "failed", "edited", "missing_locally"]
 
@@ -70,7 +71,9 @@ class MigrationStatus(Frozen):
     directory: str
     kind: Literal["prisma", "supabase"]
     environments: list[EnvironmentSummary]
-    migrations: list[MigrationRow]
+    migrations: Untrusted[list[MigrationRow]] = Field(
+        description="Fenced as untrusted data: migrations missing locally are named by the databases' history"
+    )
     warnings: list[str] = []
 
 
@@ -84,7 +87,9 @@ class DeployResult(Frozen):
     error: str | None = None
     not_run: list[str] = Field(default_factory=list, description="Pending migrations after the failed one")
     target_fingerprint: str | None = None
-    confirmation_token: str | None = None
+    approval_id: str | None = Field(
+        None, description="Approval request a person must approve (pgshift approve <id>) before this deploy runs"
+    )
     warnings: list[str] = []
     message: str = ""
 
@@ -174,7 +179,7 @@ async def list_migrations(
         directory=folder.directory,
         kind=folder.kind,
         environments=summaries,
-        migrations=rows,
+        migrations=fence(rows),
         warnings=folder.warnings,
     )
 
@@ -206,13 +211,15 @@ def _pending(history: ledger.History, folder: MigrationFolder, environment: str)
 
 
 def _parse(pending: list[Migration]) -> dict[str, list[Statement]]:
-    """Every pending migration split up front, so a malformed one stops the deploy before anything runs."""
+    """Every pending migration split (and checked for what no migration may do) up front, so a malformed or
+    forbidden one stops the deploy before anything runs."""
     parsed: dict[str, list[Statement]] = {}
     for m in pending:
         try:
             parsed[m.label] = split_statements(m.sql)
         except ConfigError as exc:
             raise ConfigError(f"migration {m.label}: {exc}") from None
+        refuse_forbidden(m, parsed[m.label])
     return parsed
 
 
@@ -225,9 +232,9 @@ async def deploy(
     db: Databases,
     environment: str,
     directory: str | None,
-    confirm: str | None = None,
+    approval_id: str | None = None,
     *,
-    confirmations: Confirmations | None = None,
+    approvals: ApprovalStore | None = None,
     timeouts: Timeouts | None = None,
     prisma_schema: str = ledger.DEFAULT_PRISMA_SCHEMA,
     client: str = "pgshift",
@@ -237,14 +244,14 @@ async def deploy(
 
     Each migration runs as `check_migration` prepares it for the target (`rewrite=False`: as written).
     """
-    confirmations = confirmations or DEFAULT_CONFIRMATIONS
+    approvals = approvals or ApprovalStore()
     timeouts = timeouts or Timeouts()
     env = db.require_writable(environment)
     folder = read_migrations(directory)
     if not folder.migrations:
         raise ConfigError(f"{folder.directory} holds no migrations: nothing to deploy")
 
-    if env.protected and confirm is None:
+    if env.protected and approval_id is None:
         async with db.read_only(environment, snapshot=True) as ro:
             history = await ledger.read_history(ro, prisma_schema)
             pending, warnings = _pending(history, folder, environment)
@@ -258,18 +265,23 @@ async def deploy(
                 warnings=warnings,
                 message=f"'{environment}' has every migration of {folder.directory}: nothing to do.",
             )
+        request = approvals.file(
+            "deploy",
+            environment,
+            env.redacted_url,
+            [f"-- migration {m.label}\n{m.sql.strip()}" for m in pending],
+            _deploy_binding(environment, pending, fingerprint),
+            target_fingerprint=fingerprint,
+        )
         return DeployResult(
             environment=environment,
             directory=folder.directory,
             status="confirmation_required",
             pending=[m.label for m in pending],
             target_fingerprint=fingerprint,
-            confirmation_token=confirmations.issue(*_deploy_binding(environment, pending, fingerprint)),
+            approval_id=request.id,
             warnings=warnings,
-            message=(
-                f"'{environment}' is protected: nothing was run. {len(pending)} migration(s) are pending; show them to "
-                "the person and, if they approve, call deploy again with confirm=<confirmation_token>."
-            ),
+            message=instruction(request, f"the {len(pending)} pending migration(s) (send the same directory)"),
         )
 
     applied: list[ApplyResult] = []
@@ -281,9 +293,10 @@ async def deploy(
             parsed = _parse(pending)  # pending is set before any ConnectionLost can be raised
             supabase: bool | None = None  # detected once, with the first migration
             if env.protected:
-                assert confirm is not None
+                assert approval_id is not None
                 fingerprint = await target_fingerprint(conn)
-                confirmations.check(confirm, *_deploy_binding(environment, pending, fingerprint), what="this deploy")
+                binding = _deploy_binding(environment, pending, fingerprint)
+                approvals.consume(approval_id, env.redacted_url, binding, "this deploy")
             for i, m in enumerate(pending):
                 try:
                     prepared = await prepare_for(conn, parsed[m.label], rewrite=rewrite, supabase=supabase)
@@ -343,7 +356,7 @@ def render_status(status: MigrationStatus) -> str:
     header = ["version", "name", *envs]
     rows = [
         [m.version, m.name if m.local else f"{m.name} (not in folder)", *(m.states.get(e, "-") for e in envs)]
-        for m in status.migrations
+        for m in status.migrations.data
     ]
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     lines = [f"{status.kind} migrations in {status.directory}", ""]

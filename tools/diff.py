@@ -11,21 +11,29 @@ table that is itself added or removed are not listed again. A column's position 
 are matched by name). Changes come out sorted by kind (in the order of `tools.model.KINDS`, which is
 creation order) then key, so the output is deterministic.
 
-Version noise is forgiven only where the two servers' versions can print the same schema differently
-(`equivalences_for`): view queries as PostgreSQL 15 and 16+ print them, and NOT NULL constraint names
-when one side is older than 18. Everything else is compared exactly.
+Noise is forgiven only where two servers can print or hold the same schema differently (`equivalences_for`,
+used by the diff and the planner alike, so that compare and plan always agree):
+- versions: view queries as PostgreSQL 15 and 16+ print them; NOT NULL constraint names when one side is older
+  than 18; an extension version the target cannot install (not in its `pg_available_extension_versions`), and
+  two versions that are each server's default (what the same `CREATE EXTENSION` installs on each);
+- Supabase: on a Supabase target, an extension in `extensions` there and in `public` in the source (where
+  pgshift's own rewrite puts it), and every reference `extensions.x` there against `public.x` in the source;
+  extensions the platform installs for itself count only when the source has them and the target does not.
+Everything else is compared exactly.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import pairwise
 from typing import Any, Literal
 
 from tools.errors import ConfigError
-from tools.model import KINDS, Schema, Table, member_key
+from tools.model import KINDS, Extension, Schema, Table, member_key
+from tools.sql import quote_ident
 
 ChangeType = Literal["added", "removed", "changed"]
 
@@ -87,35 +95,135 @@ def diff_schemas(source: Schema, target: Schema, *, kinds: Collection[str] | Non
         if kind == "column":
             changes.extend(_diff_columns(source, target, equivalences))
         else:
-            changes.extend(_diff_keyed(kind, source.by_key(kind), target.by_key(kind), equivalences))
+            src, tgt = comparable_objects(kind, source.by_key(kind), target.by_key(kind))
+            changes.extend(_diff_keyed(kind, src, tgt, equivalences))
     return SchemaDiff(tuple(changes))
 
 
-def equivalences_for(source: Schema, target: Schema) -> dict[tuple[str, str], Callable[[Any, Any], bool]]:
-    """Field comparisons that must forgive how the two servers' versions print or store the same schema.
+def comparable_objects(kind: str, src: dict[str, Any], tgt: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The objects of one kind to compare: without the grants to platform roles, and without the extensions the
+    platform installed for itself (in the target when the source lacks them, on both sides when both have them
+    that way)."""
+    if kind == "privilege":
+        return {k: v for k, v in src.items() if not v.platform}, {k: v for k, v in tgt.items() if not v.platform}
+    if kind != "extension":
+        return src, tgt
+    ignored = {k for k, t in tgt.items() if t.platform and (k not in src or src[k].platform)}
+    if not ignored:
+        return src, tgt
+    return {k: v for k, v in src.items() if k not in ignored}, {k: v for k, v in tgt.items() if k not in ignored}
 
-    A version of 0 (unknown) counts as "could be anything": every equivalence applies.
+
+SUPABASE_EXTENSION_SCHEMA = "extensions"
+
+
+@dataclass(frozen=True, slots=True)
+class Equivalences:
+    """What counts as the same between two particular databases (see the module docstring).
+
+    `fields`: (kind, field) -> a comparison of the two values; `objects`: (kind, key, field) not compared at all;
+    `relocated`: a schema whose qualified references read as `public` ones (Supabase's `extensions`).
+    """
+
+    fields: Mapping[tuple[str, str], Callable[[Any, Any], bool]]
+    objects: frozenset[tuple[str, str, str]] = frozenset()
+    relocated: str | None = None
+
+    def same(self, kind: str, key: str, field: str, before: Any, after: Any) -> bool:
+        """Whether two different values of one field count as the same."""
+        if (kind, key, field) in self.objects:
+            return True
+        if self.relocated is not None:
+            before, after = _relocated(before, self.relocated), _relocated(after, self.relocated)
+            if before == after:
+                return True
+        check = self.fields.get((kind, field))
+        return check is not None and check(before, after)
+
+
+def equivalences_for(source: Schema, target: Schema) -> Equivalences:
+    """What must be forgiven between these two databases: how their versions print or store the same schema,
+    what the target cannot install, and where Supabase keeps what the source keeps in `public`.
+
+    A version of 0 (unknown) counts as "could be anything": every version equivalence applies.
     """
     versions = (source.server_version_num, target.server_version_num)
     low, high = min(versions), max(versions)
     unknown = low == 0
-    out: dict[tuple[str, str], Callable[[Any, Any], bool]] = {}
+    fields: dict[tuple[str, str], Callable[[Any, Any], bool]] = {}
     if unknown or low < 160000 <= high:  # pg_get_viewdef stopped qualifying single-table columns in 16
-        out[("view", "definition")] = _same_view_sql
+        fields[("view", "definition")] = _same_view_sql
     if unknown or low < 180000:  # NOT NULL constraints have names from 18 on: nothing to compare with
-        out[("column", "not_null_name")] = _always_same
-    return out
+        fields[("column", "not_null_name")] = _always_same
+    objects: set[tuple[str, str, str]] = set()
+    relocated = False
+    theirs = {e.key: e for e in target.extensions}
+    for ext in source.extensions:
+        there = theirs.get(ext.key)
+        if there is None:
+            continue
+        if ext.version != there.version and _same_extension_version(ext, there, source, target):
+            objects.add(("extension", ext.key, "version"))
+        if target.supabase and (ext.schema, there.schema) == ("public", SUPABASE_EXTENSION_SCHEMA):
+            objects.add(("extension", ext.key, "schema"))
+            relocated = True
+    return Equivalences(fields, frozenset(objects), SUPABASE_EXTENSION_SCHEMA if relocated else None)
+
+
+def _same_extension_version(ext: Extension, there: Extension, source: Schema, target: Schema) -> bool:
+    """Different versions that are the same schema: the target cannot install the source's one (it has the best
+    it can), or each side has its own server's default (what the same `CREATE EXTENSION` gives on each)."""
+    if not target.can_install(ext.name, ext.version):
+        return True
+    source_default = (ext.name, ext.version) in source.default_extensions
+    return source_default and (there.name, there.version) in target.default_extensions
 
 
 def _always_same(before: Any, after: Any) -> bool:
     return True
 
 
+def _relocated(value: Any, schema: str) -> Any:
+    """`value` with every reference qualified by `schema` read as qualified by `public` (strings, tuples and
+    model values, recursively)."""
+    if isinstance(value, str):
+        return relocate_references(value, schema, "public") if schema in value else value
+    if isinstance(value, tuple):
+        return tuple(_relocated(v, schema) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        updates = {f.name: _relocated(getattr(value, f.name), schema) for f in dataclasses.fields(value) if f.init}
+        return dataclasses.replace(value, **updates)
+    return value
+
+
+@lru_cache(maxsize=4096)
+def relocate_references(sql: str, old: str, new: str) -> str:
+    """`sql` with every name qualified by schema `old` (`old.x`, `"old".x`) qualified by `new` instead.
+
+    Works on PostgreSQL's own tokens (pglast's scanner), so string literals and longer names are left alone.
+    Text the scanner rejects is returned unchanged.
+    """
+    from pglast.parser import ParseError, scan
+
+    try:
+        tokens = scan(sql)
+    except ParseError:
+        return sql
+    out: list[str] = []
+    done = 0
+    for this, following in pairwise(tokens):
+        text = sql[this.start : this.end + 1]
+        if this.name == "IDENT" and following.name == "ASCII_46" and text in (old, quote_ident(old), f'"{old}"'):
+            out.append(sql[done : this.start] + quote_ident(new))
+            done = this.end + 1
+    return "".join(out) + sql[done:]
+
+
 def _diff_keyed(
     kind: str,
     src: dict[str, Any],
     tgt: dict[str, Any],
-    equivalences: dict[tuple[str, str], Callable[[Any, Any], bool]],
+    equivalences: Equivalences,
     table: str | None = None,
 ) -> list[Change]:
     out: list[Change] = []
@@ -129,15 +237,13 @@ def _diff_keyed(
         elif s is None:
             out.append(Change(kind, key, "removed", target=t, table=table))
         elif field_by_field or s != t:
-            fields = field_changes(kind, t, s, equivalences)
+            fields = field_changes(kind, t, s, equivalences, key)
             if fields:
                 out.append(Change(kind, key, "changed", source=s, target=t, fields=fields, table=table))
     return out
 
 
-def _diff_columns(
-    source: Schema, target: Schema, equivalences: dict[tuple[str, str], Callable[[Any, Any], bool]]
-) -> list[Change]:
+def _diff_columns(source: Schema, target: Schema, equivalences: Equivalences) -> list[Change]:
     """Columns of tables present on both sides (an added or removed table carries its columns)."""
     src_tables: dict[str, Table] = {t.key: t for t in source.tables}
     tgt_tables: dict[str, Table] = {t.key: t for t in target.tables}
@@ -163,12 +269,10 @@ _SKIPPED: dict[str, frozenset[str]] = {"table": frozenset({"columns"})}
 
 
 def field_changes(
-    kind: str,
-    before: Any,
-    after: Any,
-    equivalences: dict[tuple[str, str], Callable[[Any, Any], bool]] | None = None,
+    kind: str, before: Any, after: Any, equivalences: Equivalences | None = None, key: str = ""
 ) -> tuple[FieldChange, ...]:
-    """The fields that differ between two versions of one object, equivalences applied (default: all)."""
+    """The fields that differ between two versions of the object `key`, equivalences applied (default: every
+    version equivalence)."""
     if equivalences is None:
         equivalences = _EQUIVALENT
     skipped = _SKIPPED.get(kind, frozenset())
@@ -177,10 +281,7 @@ def field_changes(
         if not f.compare or f.name in skipped:
             continue
         b, a = getattr(before, f.name), getattr(after, f.name)
-        if b == a:
-            continue
-        same = equivalences.get((kind, f.name))
-        if same is not None and same(b, a):
+        if b == a or equivalences.same(kind, key, f.name, b, a):
             continue
         out.append(FieldChange(f.name, b, a))
     return tuple(out)
@@ -232,8 +333,5 @@ def _same_view_sql(before: str, after: str) -> bool:
     return canonical_view_sql(before) == canonical_view_sql(after)
 
 
-# Every equivalence (what `equivalences_for` gives when a version is unknown).
-_EQUIVALENT: dict[tuple[str, str], Callable[[Any, Any], bool]] = {
-    ("view", "definition"): _same_view_sql,
-    ("column", "not_null_name"): _always_same,
-}
+# Every version equivalence (what `equivalences_for` gives when a version is unknown).
+_EQUIVALENT = Equivalences({("view", "definition"): _same_view_sql, ("column", "not_null_name"): _always_same})

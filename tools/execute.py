@@ -1,21 +1,30 @@
 """execute_sql: run one SQL statement, read-only unless the environment allows writes and the call asks.
 
-Read-only is enforced by PostgreSQL: the statement runs in a READ ONLY transaction with a statement
-timeout, so a write is refused by the server (SQLSTATE 25006) whatever the SQL text looks like.
-Rows are read through a cursor (at most `limit` + 1 are fetched) and returned fenced as untrusted data.
+Exactly one statement (PostgreSQL's own grammar splits the text; the one statement runner sends it as one
+prepared statement, so the server refuses a second command too). Read-only is enforced twice: PostgreSQL runs
+it in a READ ONLY transaction with a statement timeout (a write is refused, SQLSTATE 25006), and before it is
+sent `tools.safety.read_only_refusal` refuses what a READ ONLY transaction still allows (COPY TO PROGRAM,
+pg_read_file, pg_terminate_backend, LOCK, dblink_exec, ...). A write runs in one transaction and may not hold
+transaction control. Rows are read through a cursor within `limit` and a byte budget; long values of a proven
+SELECT (or DML ... RETURNING) are cut by the server. They are returned, with their column names and types,
+fenced as untrusted data; PostgreSQL's error text is fenced inside our messages.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import asyncpg
+from pglast import ast
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools.confirm import Confirmations
+from tools.approval import ApprovalStore, instruction
 from tools.databases import DEFAULT_STATEMENT_TIMEOUT_MS, Databases
 from tools.errors import ConfigError, DatabaseError, NotAllowed
-from tools.untrusted import UntrustedRows, decode_json_columns, fence_rows, jsonable
+from tools.migrations.parse import SqlStatement, StatementKind, split_statements
+from tools.safety import FunctionPolicy, apply_refusal, load_function_policy, read_only_refusal
+from tools.statement_runner import ROW_BYTES, VALUE_CHARS, Outcome, RowBudget, Wrap, run_statement
+from tools.untrusted import Untrusted, decode_json_columns, fence, fence_text, jsonable
 
 MAX_LIMIT = 10_000
 
@@ -27,6 +36,13 @@ class ColumnMeta(BaseModel):
     type: str
 
 
+class ResultSet(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    columns: list[ColumnMeta]
+    rows: list[dict[str, Any]] = Field(description="One object per row, keyed by column name")
+
+
 class ExecuteResult(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -34,12 +50,16 @@ class ExecuteResult(BaseModel):
     status: Literal["ok", "confirmation_required"]
     mode: Literal["read_only", "write"]
     committed: bool = Field(description="True only when a write was committed")
-    columns: list[ColumnMeta] = []
     row_count: int = Field(0, description="Rows returned (at most limit)")
-    truncated: bool = Field(False, description="More rows existed than limit; only the first `limit` are returned")
-    data: UntrustedRows | None = None
-    confirmation_token: str | None = Field(
-        None, description="Pass back as confirm=... with the same SQL to run this write on a protected environment"
+    truncated: bool = Field(False, description="The answer is not whole: see `truncation` for why")
+    truncation: str | None = Field(
+        None,
+        description=f"Why: more rows than `limit`, rows past the {ROW_BYTES // 1024} KiB budget of an answer, or "
+        f"values longer than {VALUE_CHARS} characters cut (by the server)",
+    )
+    result: Untrusted[ResultSet] | None = Field(None, description="Columns and rows, fenced as untrusted data")
+    approval_id: str | None = Field(
+        None, description="Approval request a person must approve (pgshift approve <id>) before this write runs"
     )
     message: str = ""
 
@@ -55,44 +75,43 @@ def _db_error(exc: asyncpg.PostgresError, environment: str, state: str) -> Datab
     elif isinstance(exc, asyncpg.QueryCanceledError):
         msg = f"statement cancelled by statement_timeout on '{environment}'. {state}"
     else:
-        msg = f"PostgreSQL error {sqlstate} on '{environment}': {exc}. {state}"
+        msg = f"PostgreSQL error {sqlstate} on '{environment}': {fence_text(exc)}. {state}"
     return DatabaseError(msg, sqlstate)
 
 
 async def execute_sql(
     db: Databases,
-    confirmations: Confirmations,
+    approvals: ApprovalStore,
     environment: str,
     sql: str,
     limit: int = 100,
     write: bool = False,
-    confirm: str | None = None,
+    approval_id: str | None = None,
     statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
 ) -> ExecuteResult:
     if not sql.strip():
         raise ConfigError("sql is empty")
     if not 1 <= limit <= MAX_LIMIT:
         raise ConfigError(f"limit must be between 1 and {MAX_LIMIT}")
+    statement = one_statement(sql, write)
     env = db.environment(environment)
     if write:
         db.require_writable(environment)
         if env.protected:
-            if confirm is None:
-                token = confirmations.issue("execute_sql", environment, sql)
+            binding = ("execute_sql", environment, sql)
+            if approval_id is None:
+                request = approvals.file("execute_sql", environment, env.redacted_url, [sql], binding)
                 return ExecuteResult(
                     environment=environment,
                     status="confirmation_required",
                     mode="write",
                     committed=False,
-                    confirmation_token=token,
-                    message=(
-                        f"'{environment}' is protected: nothing was run. Show the SQL to the person; if they approve, "
-                        "call execute_sql again with the same sql, write=true and confirm=<confirmation_token>."
-                    ),
+                    approval_id=request.id,
+                    message=instruction(request, "this SQL (send the same sql with write=true)"),
                 )
-            confirmations.check(confirm, "execute_sql", environment, sql, what="this SQL")
-    elif confirm is not None:
-        raise NotAllowed("confirm only applies to writes (write=true): nothing was run")
+            approvals.consume(approval_id, env.redacted_url, binding, "this SQL")
+    elif approval_id is not None:
+        raise NotAllowed("approval_id only applies to writes (write=true): nothing was run")
 
     async with db.connection(environment) as conn:
         tx = conn.transaction(readonly=not write)
@@ -100,46 +119,97 @@ async def execute_sql(
         committed = False
         try:
             await conn.execute(f"SET LOCAL statement_timeout = {int(statement_timeout_ms)}")
-            stmt = await conn.prepare(sql)
-            attrs = stmt.get_attributes()
-            columns = [ColumnMeta(name=a.name, type=a.type.name) for a in attrs]
-            rows: list[dict[str, object]] = []
-            truncated = False
-            if attrs:
-                fetched = await (await stmt.cursor()).fetch(limit + 1) if not write else await stmt.fetch()
-                truncated = len(fetched) > limit
-                for rec in fetched[:limit]:
-                    rows.append(
-                        {
-                            a.name: jsonable(decode_json_columns(v, a.type.name))
-                            for a, v in zip(attrs, rec.values(), strict=True)
-                        }
-                    )
-                status_msg = stmt.get_statusmsg() or ""
-            else:
-                await stmt.fetch()
-                status_msg = stmt.get_statusmsg() or ""
+            if not write:
+                refuse_read(statement, await load_function_policy(conn))
+            outcome = await run_statement(
+                conn, statement.text, budget=RowBudget(rows=limit, drain=write), wrap=wrap_for(statement, write)
+            )
+            if not conn.is_in_transaction():
+                raise NotAllowed(
+                    f"the statement ended execute_sql's transaction on '{environment}': check what it did there."
+                )
             if write:
                 await tx.commit()
                 committed = True
             else:
                 await tx.rollback()
-        except asyncpg.PostgresError as exc:
-            if not committed:
+        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            if not committed and conn.is_in_transaction():
                 await tx.rollback()
+            if isinstance(exc, asyncpg.InterfaceError):
+                raise DatabaseError(f"the statement was refused: {exc}. Nothing was changed.") from None
             raise _db_error(exc, environment, "The transaction was rolled back; nothing was changed.") from None
         except BaseException:
-            if not committed:
+            if not committed and conn.is_in_transaction():
                 await tx.rollback()
             raise
+    return _answer(environment, write, committed, outcome)
+
+
+def one_statement(sql: str, write: bool) -> SqlStatement:
+    """The one statement `sql` holds (refused: none, several, or in write mode one a migration may not run,
+    or transaction control that would end our transaction)."""
+    statements = split_statements(sql)
+    if not statements:
+        raise ConfigError("sql holds no statement (only comments or whitespace)")
+    if len(statements) > 1:
+        lines = ", ".join(str(s.line) for s in statements)
+        raise NotAllowed(
+            f"execute_sql runs exactly one statement; this SQL holds {len(statements)} (starting at lines {lines}). "
+            "Nothing was run and nothing was changed: send them one call at a time."
+        )
+    statement = statements[0]
+    if write:
+        reason = apply_refusal(statement)
+        if reason is None and statement.kind in TRANSACTION_CONTROL:
+            reason = (
+                "transaction control would end or split the transaction execute_sql runs the statement in; "
+                "send the statement alone"
+            )
+        if reason is not None:
+            raise NotAllowed(f"refused (line {statement.line}): {reason}. Nothing was run and nothing was changed.")
+    return statement
+
+
+TRANSACTION_CONTROL = frozenset(
+    {StatementKind.BEGIN, StatementKind.COMMIT, StatementKind.ROLLBACK, StatementKind.SAVEPOINT}
+)
+
+
+def refuse_read(statement: SqlStatement, policy: FunctionPolicy) -> None:
+    """Refuse, before it is sent, a read that could act outside its READ ONLY transaction."""
+    reason = read_only_refusal(statement, policy)
+    if reason is not None:
+        raise NotAllowed(
+            f"refused read-only (line {statement.line}): {reason}. Nothing was run and nothing was changed."
+        )
+
+
+def wrap_for(statement: SqlStatement, write: bool) -> Wrap | None:
+    """How long values can be cut on the server: proven from the parse tree, never guessed from the text."""
+    node = statement.node
+    if isinstance(node, ast.SelectStmt):
+        plain = node.intoClause is None and not node.lockingClause
+        return Wrap.QUERY if plain and (not write or node.withClause is None) else None
+    if isinstance(node, ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt):
+        return Wrap.RETURNING if node.returningClause is not None and node.withClause is None else None
+    return None
+
+
+def _answer(environment: str, write: bool, committed: bool, outcome: Outcome) -> ExecuteResult:
+    rows = [
+        {c.name: jsonable(decode_json_columns(v, c.type)) for c, v in zip(outcome.columns, row, strict=True)}
+        for row in outcome.rows
+    ]
+    columns = [ColumnMeta(name=c.name, type=c.type) for c in outcome.columns]
     return ExecuteResult(
         environment=environment,
         status="ok",
         mode="write" if write else "read_only",
         committed=committed,
-        columns=columns,
         row_count=len(rows),
-        truncated=truncated,
-        data=fence_rows(rows) if attrs else None,
-        message=status_msg,
+        truncated=outcome.truncated is not None,
+        truncation=outcome.truncated,
+        result=fence(ResultSet(columns=columns, rows=rows)) if outcome.columns else None,
+        message=outcome.status,
     )

@@ -66,6 +66,9 @@ class Extension:
     schema: str
     version: str
     comment: str | None = None
+    # Installed by the platform for itself (a Supabase default extension in a managed schema): never drift
+    # when only the target has it, and not compared when both sides have it that way.
+    platform: bool = field(default=False, compare=False, repr=False)
 
     key: str = field(init=False, compare=False, repr=False)  # cached at construction
 
@@ -371,6 +374,9 @@ class Privilege:
     grantee: str  # role name, or PUBLIC
     privileges: tuple[str, ...]  # sorted: SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER, USAGE...
     grantable: tuple[str, ...] = ()  # the subset held WITH GRANT OPTION
+    # Held by a role of the platform (Supabase's anon, authenticated...): never drift, but granted again when
+    # the plan recreates its object (see `tools.plan.planner`).
+    platform: bool = field(default=False, compare=False, repr=False)
 
     key: str = field(init=False, compare=False, repr=False)  # cached at construction
 
@@ -414,6 +420,16 @@ class Schema:
     # Not part of the model's identity (excluded from fingerprint and diff):
     server_version_num: int = field(default=0, compare=False)
     included_schemas: tuple[str, ...] = field(default=(), compare=False)
+    supabase: bool = field(default=False, compare=False)  # has the auth, storage and extensions schemas
+    # (name, version) of every extension version the server could install (pg_available_extension_versions);
+    # empty when unknown.
+    available_extensions: frozenset[tuple[str, str]] = field(default=frozenset(), compare=False)
+    # (name, default version) of every extension the server could install (pg_available_extensions).
+    default_extensions: frozenset[tuple[str, str]] = field(default=frozenset(), compare=False)
+
+    def can_install(self, name: str, version: str) -> bool:
+        """Whether this server can install (or update to) `version` of extension `name` (True when unknown)."""
+        return not self.available_extensions or (name, version) in self.available_extensions
 
     def normalised(self) -> Schema:
         """The same schema with every collection sorted by key (introspection already returns this)."""

@@ -37,8 +37,10 @@ from tools.introspect.filters import (
     SYSTEM_SCHEMAS,
     filter_args,
 )
+from tools.introspect.history import without_history_tables
 from tools.model import Schema
 from tools.sql import quote_literal
+from tools.untrusted import fence_text
 
 __all__ = [
     "QUERIES",
@@ -49,7 +51,7 @@ __all__ = [
 ]
 
 # Every catalog query: (name, SQL, takes the schema filter). Costliest first, so that helper connections
-# pulling from one queue finish together. Plus one statement for the version and search_path.
+# pulling from one queue finish together. Plus one statement for the version, search_path and Supabase test.
 QUERIES: tuple[tuple[str, str, bool], ...] = (
     ("columns", relations.COLUMNS, True),
     ("dependencies", dependencies.DEPENDENCIES, True),
@@ -78,7 +80,8 @@ QUERIES: tuple[tuple[str, str, bool], ...] = (
 # - jit = off: those hash-join plans cost enough to trigger JIT compilation where the server has it
 #   (Debian's PostgreSQL 15 does), which took 0.5-1 s per query on a 20-table database (0.02 s without).
 _SETUP = (
-    "SELECT pg_catalog.current_setting('server_version_num')::int, pg_catalog.current_setting('statement_timeout')"
+    "SELECT pg_catalog.current_setting('server_version_num')::int, pg_catalog.current_setting('statement_timeout'),"
+    f" ({namespaces.SUPABASE})"
     " FROM pg_catalog.set_config('search_path', 'pg_catalog', true) AS path,"
     " pg_catalog.set_config('enable_nestloop', 'off', true) AS nestloop,"
     " pg_catalog.set_config('jit', 'off', true) AS jit"
@@ -146,14 +149,14 @@ def gc_paused() -> Iterator[None]:
 
 async def _fetch_all(
     conn: asyncpg.Connection, helpers: Sequence[asyncpg.Connection], queries: list[tuple[str, str, bool]], args: tuple
-) -> tuple[int, dict[str, list[asyncpg.Record]]]:
-    """(server_version_num, rows by query name), the queries spread over `conn` and the helpers."""
-    version, timeout = await conn.fetchrow(_SETUP)
+) -> tuple[tuple[int, bool], dict[str, list[asyncpg.Record]]]:
+    """((server_version_num, is Supabase), rows by query name), the queries spread over `conn` and the helpers."""
+    version, timeout, supabase = await conn.fetchrow(_SETUP)
     rows: dict[str, list[asyncpg.Record]] = {}
     if not helpers:
         for name, sql, filtered in queries:
             rows[name] = await conn.fetch(sql, *args) if filtered else await conn.fetch(sql)
-        return version, rows
+        return (version, supabase), rows
     # Not in a savepoint: PostgreSQL exports a snapshot only from the top level of a transaction.
     snapshot = await conn.fetchval("SELECT pg_catalog.pg_export_snapshot()")
     pending = list(reversed(queries))  # pop() takes the costliest first
@@ -178,7 +181,7 @@ async def _fetch_all(
                 await tx.rollback()
             except (asyncpg.PostgresError, asyncpg.InterfaceError):
                 pass  # the connection is going back to its pool or being closed anyway
-    return version, rows
+    return (version, supabase), rows
 
 
 async def _read(
@@ -191,18 +194,18 @@ async def _read(
     args = filter_args(schemas, include_managed)
     queries = [q for q in QUERIES if with_dependencies or q[0] != "dependencies"]
     try:
-        version, rows = await _fetch_all(conn, helpers, queries, args)
+        (version, supabase), rows = await _fetch_all(conn, helpers, queries, args)
     except asyncpg.PostgresError as exc:
         raise DatabaseError(
-            f"reading the catalog failed ({type(exc).__name__}: {exc}); nothing was changed in the database. "
-            "Check that the role can read pg_catalog and retry.",
+            f"reading the catalog failed ({type(exc).__name__}: {fence_text(exc)}); nothing was changed in the "
+            "database. Check that the role can read pg_catalog and retry.",
             getattr(exc, "sqlstate", None),
         ) from exc
     seqs, identity = sequences.sequences(rows["sequences"])
     names: relations.AttributeNames = {}
     cols = relations.columns(rows["columns"], identity, names)
     platform_ext = () if include_managed else SUPABASE_DEFAULT_EXTENSIONS
-    return Schema(
+    schema = Schema(
         namespaces=namespaces.namespaces(rows["namespaces"]),
         extensions=namespaces.extensions(
             rows["extensions"], ("plpgsql",), schemas, platform_ext, SUPABASE_MANAGED_SCHEMAS
@@ -223,4 +226,8 @@ async def _read(
         dependencies=dependencies.dependencies(rows["dependencies"]) if with_dependencies else (),
         server_version_num=version,
         included_schemas=tuple(schemas) if schemas is not None else (),
+        supabase=supabase,
+        available_extensions=namespaces.available_extensions(rows["extensions"]),
+        default_extensions=namespaces.available_extensions(rows["extensions"], "default"),
     )
+    return without_history_tables(schema)

@@ -57,6 +57,12 @@ SUPABASE_PLATFORM_ROLES: tuple[str, ...] = (
 
 SYSTEM_SCHEMAS: tuple[str, ...] = ("information_schema", "pg_catalog", "pg_toast")
 
+# Migration history, never schema: pgshift's ledger schema, Supabase CLI's history schema (both always left
+# out, even when named or with include_managed) and Prisma's table, in whatever schema Prisma keeps it.
+# The same names as `tools.ledger`, which writes them.
+HISTORY_SCHEMAS: tuple[str, ...] = ("pgshift", "supabase_migrations")
+HISTORY_TABLES: tuple[str, ...] = ("_prisma_migrations",)
+
 # Extensions a Supabase project has from the start (they live in managed schemas).
 SUPABASE_DEFAULT_EXTENSIONS: tuple[str, ...] = (
     "pg_graphql",
@@ -86,8 +92,9 @@ def not_extension_member(catalog: str, oid_expr: str) -> str:
 
 def filter_args(schemas: Sequence[str] | None, include_managed: bool) -> tuple[list[str], list[str] | None]:
     """The ($1, $2) bind values for a schema selection."""
-    excluded = list(SYSTEM_SCHEMAS) + ([] if include_managed else list(SUPABASE_MANAGED_SCHEMAS))
+    always = (*SYSTEM_SCHEMAS, *HISTORY_SCHEMAS)
+    excluded = list(always) + ([] if include_managed else [s for s in SUPABASE_MANAGED_SCHEMAS if s not in always])
     if schemas is not None:
         # Naming a managed schema explicitly includes it.
-        excluded = [s for s in excluded if s not in schemas or s in SYSTEM_SCHEMAS]
+        excluded = [s for s in excluded if s not in schemas or s in always]
     return excluded, (list(schemas) if schemas is not None else None)

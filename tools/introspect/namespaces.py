@@ -22,14 +22,19 @@ def namespaces(rows: Iterable[asyncpg.Record]) -> tuple[Namespace, ...]:
     return tuple(sorted((Namespace(r["name"], r["comment"]) for r in rows), key=lambda o: o.key))
 
 
-# Extensions are database-wide: read whatever schema they live in (the caller filters defaults out).
+# Extensions are database-wide: read whatever schema they live in (the caller filters defaults out). The same
+# query lists every version the server could install, and its default ones (see `available_extensions`).
 EXTENSIONS = """
-SELECT e.extname AS name, n.nspname AS schema, e.extversion AS version, d.description AS comment
+SELECT 'installed' AS row, e.extname AS name, n.nspname AS schema, e.extversion AS version, d.description AS comment
 FROM pg_catalog.pg_extension e
 JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
 LEFT JOIN pg_catalog.pg_description d
   ON d.objoid = e.oid AND d.classoid = 'pg_catalog.pg_extension'::regclass AND d.objsubid = 0
 WHERE e.extname <> 'plpgsql'
+UNION ALL
+SELECT 'available', a.name, NULL, a.version, NULL FROM pg_catalog.pg_available_extension_versions a
+UNION ALL
+SELECT 'default', a.name, NULL, a.default_version, NULL FROM pg_catalog.pg_available_extensions a
 """
 
 
@@ -40,18 +45,33 @@ def extensions(
     platform: Iterable[str] = (),
     platform_schemas: Iterable[str] = (),
 ) -> tuple[Extension, ...]:
-    """Extensions, minus the `skip` names and the `platform` ones installed in a `platform_schemas` schema (what
-    Supabase installs for itself); only those installed in `schemas` when schemas are named."""
+    """Extensions, minus the `skip` names; the `platform` ones installed in a `platform_schemas` schema (what
+    Supabase installs for itself) are marked `platform`. Only those installed in `schemas` when schemas are named.
+    """
     skipped, ours, managed = set(skip), set(platform), set(platform_schemas)
     wanted = set(schemas) if schemas is not None else None
     out = [
-        Extension(r["name"], r["schema"], r["version"], r["comment"])
+        Extension(
+            r["name"],
+            r["schema"],
+            r["version"],
+            r["comment"],
+            platform=r["name"] in ours and r["schema"] in managed,
+        )
         for r in rows
-        if r["name"] not in skipped
-        and not (r["name"] in ours and r["schema"] in managed)
-        and (wanted is None or r["schema"] in wanted)
+        if r["row"] == "installed" and r["name"] not in skipped and (wanted is None or r["schema"] in wanted)
     ]
     return tuple(sorted(out, key=lambda o: o.key))
+
+
+def available_extensions(rows: Iterable[asyncpg.Record], row: str = "available") -> frozenset[tuple[str, str]]:
+    """(name, version) of every extension version the server could install (`row` "available"), or of every
+    extension's default version (`row` "default": what CREATE EXTENSION without VERSION installs)."""
+    return frozenset((r["name"], r["version"]) for r in rows if r["row"] == row)
+
+
+# A Supabase database has these three schemas (the same test as `check_migration`'s).
+SUPABASE = "SELECT count(*) = 3 FROM pg_catalog.pg_namespace WHERE nspname IN ('auth', 'storage', 'extensions')"
 
 
 # colllocale (PostgreSQL 17+) was colliculocale before: read either through to_jsonb.

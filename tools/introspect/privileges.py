@@ -69,8 +69,9 @@ def _object_key(kind: str, schema: str, name: str | None, sub: str | None) -> st
     return qname(schema, name)
 
 
-def privileges(rows: Iterable[asyncpg.Record], skip_grantees: Collection[str] = ()) -> tuple[Privilege, ...]:
-    """Privileges from the catalog rows, leaving out grants to `skip_grantees` (Supabase's platform roles)."""
+def privileges(rows: Iterable[asyncpg.Record], platform_grantees: Collection[str] = ()) -> tuple[Privilege, ...]:
+    """Privileges from the catalog rows; grants to `platform_grantees` (Supabase's platform roles) are marked
+    `platform`."""
     out = [
         Privilege(
             r["kind"],
@@ -78,8 +79,8 @@ def privileges(rows: Iterable[asyncpg.Record], skip_grantees: Collection[str] = 
             r["grantee"] or "PUBLIC",
             tuple(r["privileges"]),
             tuple(r["grantable"] or ()),
+            platform=r["grantee"] in platform_grantees,
         )
         for r in rows
-        if r["grantee"] not in skip_grantees
     ]
     return tuple(sorted(out, key=lambda o: o.key))

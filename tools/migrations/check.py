@@ -9,7 +9,6 @@ commits.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,10 +22,13 @@ from tools.migrations.dryrun import (
     Runnable,
     dry_run_in_transaction,
     dry_run_on_shadow,
+    shadow_instead,
 )
+from tools.migrations.folder import script_file
 from tools.migrations.lint import LintFinding, lint
 from tools.migrations.parse import SqlStatement, StatementKind, TokenKind, is_word, name_at, split_statements
 from tools.migrations.rewrite import Rewrite, RewriteResult, rewrite_for_target
+from tools.untrusted import fence_text
 
 # One catalog query per fact, each run once per check.
 EXTENSIONS_SQL = """
@@ -95,9 +97,7 @@ def read_migration_source(sql: str | None, migration: str | None) -> tuple[str, 
     if sql is not None:
         return sql, "inline SQL"
     assert migration is not None
-    path = Path(migration)
-    if path.is_dir():
-        path = path / "migration.sql"
+    path = script_file(migration)  # a folder's migration.sql must resolve inside that folder
     if not path.is_file():
         raise ConfigError(f"migration not found: {path} (pass a .sql file or a folder holding migration.sql)")
     try:
@@ -224,7 +224,7 @@ async def check_migration(
             supabase_schemas = await conn.fetchval(SUPABASE_SCHEMAS_SQL)
     except asyncpg.PostgresError as exc:
         raise DatabaseError(
-            db.scrub(f"reading the catalog of '{environment}' failed: {exc}; nothing was changed"),
+            db.scrub(f"reading the catalog of '{environment}' failed: {fence_text(exc)}; nothing was changed"),
             getattr(exc, "sqlstate", None),
         ) from None
     extensions = {r["name"] for r in ext_rows}
@@ -258,14 +258,18 @@ async def check_migration(
                 statements_run=0,
                 notes=("not run: the target lacks what the script needs (see missing_extensions / missing_roles)",),
             )
-        elif non_tx or env.read_only:
+        elif non_tx or env.read_only or (unchecked := await shadow_instead(db, environment, runnables)):
             why = (
                 f"statement(s) {', '.join(map(str, non_tx))} cannot run inside a transaction"
                 if non_tx
                 else f"'{environment}' is read_only: no statement runs there, even rolled back"
+                if env.read_only
+                else str(unchecked)
             )
             async with db.read_only(environment) as conn:
-                shadow_result = await dry_run_on_shadow(conn, env.url, runnables, shadow=shadow, secrets_=db.secrets())
+                shadow_result = await dry_run_on_shadow(
+                    conn, env.libpq_url, runnables, shadow=shadow, secrets_=db.secrets()
+                )
             result_dry = shadow_result.model_copy(update={"notes": (f"shadow dry run: {why}", *shadow_result.notes)})
         else:
             async with db.connection(environment) as conn:
@@ -338,7 +342,7 @@ def render_text(result: CheckResult) -> str:
         out.append(f"dry run ({d.mode}): {state}, {d.statements_run} statement(s) ran, {d.duration_ms} ms")
         if d.failure is not None:
             out.append(f"  failed at statement {d.failure.statement} (line {d.failure.line}): {d.failure.message}")
-        for c in d.changes:
+        for c in d.changes.data:
             fields = f" ({', '.join(c.fields)})" if c.fields else ""
             out.append(f"  {c.change:<8} {c.kind} {c.key}{fields}")
         out.extend(f"  note: {n}" for n in d.notes)

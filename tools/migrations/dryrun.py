@@ -5,9 +5,18 @@ Two ways, chosen by what the script holds:
 - in a transaction on the target itself, ALWAYS rolled back: the schema is read (our introspection) before and
   after inside that same transaction and diffed. The statements take the locks they take for real, bounded by a
   short `lock_timeout`, and do their work (an index build really builds) before everything is discarded.
-- on a shadow database, when a statement cannot run inside a transaction (CREATE INDEX CONCURRENTLY, VACUUM, ...):
-  an embedded PostgreSQL 18 database loaded with the target's `pg_dump --schema-only`, where each statement runs
-  the way it needs. The target is only read (pg_dump).
+- on a shadow database, when a statement cannot run inside a transaction (CREATE INDEX CONCURRENTLY, VACUUM, ...)
+  or may not run on the real database (see below): an embedded PostgreSQL 18 database loaded
+  with the target's `pg_dump --schema-only --no-owner`, where each statement runs the way it needs, as a fresh role
+  without superuser, file or program privileges that owns the copy (CREATE EXTENSION alone runs as the
+  superuser). The target is only read (pg_dump).
+
+Before anything runs on the target, every statement is parsed again and checked by
+`tools.safety.dry_run_refusal` (transaction control, COPY to a program or file, functions that act outside the
+transaction, dynamic SQL that cannot be checked; also inside DO blocks and function bodies). A script holding
+such a statement is dry-run on the shadow instead (`shadow_instead`); one holding what no migration may contain
+(`tools.safety.apply_refusal`) is a tool error and nothing runs; `dry_run_in_transaction` itself refuses any of
+them. Every statement goes through the one statement runner (`tools.statement_runner`): one command each.
 """
 
 from __future__ import annotations
@@ -26,14 +35,19 @@ import anyio
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 
+from tools.databases import Databases
 from tools.diff import Change, diff_schemas
-from tools.errors import DatabaseError
+from tools.errors import DatabaseError, NotAllowed
 from tools.introspect import introspect
-from tools.judge import dump_schema
 from tools.localpg import LocalPostgres, embedded_server
+from tools.migrations.parse import StatementKind
+from tools.migrations.parse import statement as parse_one
 from tools.model import Schema
 from tools.redact import scrub, url_password
-from tools.sql import quote_ident
+from tools.safety import FunctionPolicy, apply_refusal, dry_run_refusal, load_function_policy
+from tools.sql import quote_ident, quote_literal
+from tools.statement_runner import run_statement
+from tools.untrusted import Untrusted, fence, fence_text
 
 DRY_RUN_LOCK_TIMEOUT_MS = 3_000
 DRY_RUN_STATEMENT_TIMEOUT_MS = 120_000
@@ -69,13 +83,20 @@ class DryRunFailure(BaseModel):
     message: str
 
 
+def _no_changes() -> Untrusted[tuple[SchemaChange, ...]]:
+    return fence(())
+
+
 class DryRunResult(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     mode: Literal["transaction", "shadow", "not_run"]
     succeeded: bool
     statements_run: int = Field(description="Statements that completed before the end or the failure")
-    changes: tuple[SchemaChange, ...] = Field((), description="The schema change the script makes (empty on failure)")
+    changes: Untrusted[tuple[SchemaChange, ...]] = Field(
+        default_factory=_no_changes,
+        description="The schema change the script makes (empty on failure), fenced: names are read from the database",
+    )
     failure: DryRunFailure | None = None
     duration_ms: int = 0
     notes: tuple[str, ...] = Field((), description="Caveats: why not run, what the shadow could not reproduce")
@@ -100,12 +121,14 @@ async def _read_schema(conn: asyncpg.Connection) -> Schema:
         await savepoint.rollback()
 
 
-def _failure(statement: Runnable, exc: asyncpg.PostgresError, secrets_: Sequence[str]) -> DryRunFailure:
+def _failure(
+    statement: Runnable, exc: asyncpg.PostgresError | asyncpg.InterfaceError, secrets_: Sequence[str]
+) -> DryRunFailure:
     return DryRunFailure(
         statement=statement.index,
         line=statement.line,
         sqlstate=getattr(exc, "sqlstate", None),
-        message=scrub(f"{type(exc).__name__}: {exc}", list(secrets_)),
+        message=scrub(f"{type(exc).__name__}: {fence_text(exc)}", list(secrets_)),
     )
 
 
@@ -122,19 +145,75 @@ def _unreadable(exc: DatabaseError, when: str, started: float, run: int = 0) -> 
 
 
 async def _execute_all(
-    conn: asyncpg.Connection, statements: Sequence[Runnable], secrets_: Sequence[str]
+    conn: asyncpg.Connection,
+    statements: Sequence[Runnable],
+    secrets_: Sequence[str],
+    *,
+    superuser: asyncpg.Connection | None = None,
 ) -> tuple[int, DryRunFailure | None]:
-    """Run the statements in order (the script's own BEGIN/COMMIT skipped): how many ran, and the first failure."""
+    """Run the statements in order (the script's own BEGIN/COMMIT skipped): how many ran, and the first failure.
+
+    Each goes through the one statement runner (one command each, refused by PostgreSQL otherwise). On the
+    shadow, CREATE EXTENSION runs on the `superuser` connection (untrusted extensions need one); everything else
+    runs as the unprivileged role of `conn`. Inside a transaction (the target), a statement that ends it is an
+    error: nothing after it runs.
+    """
+    in_transaction = conn.is_in_transaction()
     run = 0
     for s in statements:
         if s.tx_control:
             continue
+        on = superuser if superuser is not None and _creates_extension(s) else conn
         try:
-            await conn.execute(s.sql)
-        except asyncpg.PostgresError as exc:
+            await run_statement(on, s.sql)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             return run, _failure(s, exc, secrets_)
+        if in_transaction and not conn.is_in_transaction():
+            raise DatabaseError(
+                f"statement {s.index} (line {s.line}) ended the dry run's transaction: pgshift stopped there. Check "
+                "the target: what ran before it may have been committed."
+            )
         run += 1
     return run, None
+
+
+def _creates_extension(s: Runnable) -> bool:
+    return parse_one(s.sql).kind is StatementKind.CREATE_EXTENSION
+
+
+def _first_refusal(statements: Sequence[Runnable], policy: FunctionPolicy) -> tuple[Runnable, str] | None:
+    """The first statement that may not run in a dry run on the real target, and why (`tools.safety`).
+
+    Each statement's text is parsed again here, as exactly one statement: what is checked is what is sent.
+    The script's own BEGIN/COMMIT are not sent (the whole script runs in our transaction) and not checked.
+    """
+    for s in statements:
+        if s.tx_control:
+            continue
+        reason = dry_run_refusal(parse_one(s.sql), policy)
+        if reason is not None:
+            return s, reason
+    return None
+
+
+async def shadow_instead(db: Databases, environment: str, statements: Sequence[Runnable]) -> str | None:
+    """Before a dry run on the target: why the script must be dry-run on the shadow instead, or None.
+
+    A statement `tools.safety.dry_run_refusal` keeps off the real database (one that could act outside the dry
+    run's transaction, or that cannot be checked before it runs, such as a DO block running dynamic SQL) sends
+    the whole dry run to the shadow, where it runs without privileges on a copy. A statement no migration may
+    hold (`tools.safety.apply_refusal`) is refused outright (NotAllowed): it could never be applied either.
+    """
+    async with db.read_only(environment) as conn:
+        policy = await load_function_policy(conn)
+    refusal = _first_refusal(statements, policy)
+    if refusal is None:
+        return None
+    s, reason = refusal
+    forbidden = apply_refusal(parse_one(s.sql))
+    if forbidden is not None:
+        raise NotAllowed(f"statement {s.index} (line {s.line}): {forbidden} Nothing was run; the target is untouched.")
+    return f"statement {s.index} (line {s.line}) does not run on '{environment}': {reason}"
 
 
 async def dry_run_in_transaction(
@@ -152,6 +231,10 @@ async def dry_run_in_transaction(
     """
     if any(not s.transactional and not s.tx_control for s in statements):
         raise ValueError("dry_run_in_transaction needs transactional statements only")
+    refusal = _first_refusal(statements, await load_function_policy(conn))
+    if refusal is not None:
+        s, reason = refusal
+        raise NotAllowed(f"statement {s.index} (line {s.line}): {reason} Nothing was run; the target is untouched.")
     started = time.monotonic()
     tx = conn.transaction()
     await tx.start()
@@ -180,7 +263,7 @@ async def dry_run_in_transaction(
             mode="transaction",
             succeeded=True,
             statements_run=run,
-            changes=_changes(before, after),
+            changes=fence(_changes(before, after)),
             duration_ms=int((time.monotonic() - started) * 1000),
             notes=("ran inside a transaction that was rolled back: the target is unchanged",),
         )
@@ -249,6 +332,8 @@ async def dry_run_on_shadow(
     """Run the statements, each the way it needs, on a throw-away copy of the target's schema.
 
     `shadow` is a running local server to use; without one an embedded PostgreSQL 18 is started and stopped.
+    The script runs as a fresh role without superuser, file or program privileges that owns the copy (see
+    `_sandbox`): it can change the schema, not the machine.
     """
     started = time.monotonic()
     owned = shadow is None
@@ -256,26 +341,21 @@ async def dry_run_on_shadow(
     if owned:
         await anyio.to_thread.run_sync(server.start)
     name = f"pgshift_shadow_{secrets.token_hex(6)}"
+    password = secrets.token_urlsafe(24)
     notes: list[str] = []
     try:
-        admin = await asyncpg.connect(server.url())
-        try:
-            await admin.execute(f"CREATE DATABASE {quote_ident(name)}")
-            existing = set(await _roles(admin))
-            for role in await _roles(target):
-                if role not in existing:
-                    await admin.execute(f"CREATE ROLE {quote_ident(role)} NOLOGIN")
-        finally:
-            await admin.close()
-        dump = await dump_schema(target_url, server.bin_dir)
-        errors = await _load_with_psql(server.bin_dir, server.url(name), dump)
+        await _sandbox(server, name, password, target)
+        dump = await _dump_without_owners(target_url, server.bin_dir, secrets_)
+        errors = await _load_with_psql(server.bin_dir, server.url(name, user=name, password=password), dump)
         if errors:
-            shown = "; ".join(scrub(e, list(secrets_)) for e in errors[:5])
+            shown = "; ".join(fence_text(scrub(e, list(secrets_))) for e in errors[:5])
             notes.append(f"the shadow could not reproduce everything of the target ({len(errors)} error(s): {shown})")
-        conn = await asyncpg.connect(server.url(name))
+        await _demote(server, name)
+        conn = await asyncpg.connect(server.url(name, user=name, password=password))
+        superuser = await asyncpg.connect(server.url(name))
         try:
             before = await introspect(conn, include_managed=True, with_dependencies=False)
-            run, failure = await _execute_all(conn, statements, secrets_)
+            run, failure = await _execute_all(conn, statements, secrets_, superuser=superuser)
             if failure is not None:
                 return DryRunResult(
                     mode="shadow",
@@ -283,26 +363,100 @@ async def dry_run_on_shadow(
                     statements_run=run,
                     failure=failure,
                     duration_ms=int((time.monotonic() - started) * 1000),
-                    notes=(*notes, "ran on a shadow copy of the target's schema: the target was only read"),
+                    notes=(*notes, SHADOW_NOTE),
                 )
             after = await introspect(conn, include_managed=True, with_dependencies=False)
         finally:
             await conn.close()
+            await superuser.close()
         return DryRunResult(
             mode="shadow",
             succeeded=True,
             statements_run=run,
-            changes=_changes(before, after),
+            changes=fence(_changes(before, after)),
             duration_ms=int((time.monotonic() - started) * 1000),
-            notes=(*notes, "ran on a shadow copy of the target's schema: the target was only read"),
+            notes=(*notes, SHADOW_NOTE),
         )
     finally:
         try:
             admin = await asyncpg.connect(server.url())
             try:
                 await admin.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
+                await admin.execute(f"DROP ROLE IF EXISTS {quote_ident(name)}")
             finally:
                 await admin.close()
         finally:
             if owned:
                 await anyio.to_thread.run_sync(server.stop)
+
+
+SHADOW_NOTE = (
+    "ran on a shadow copy of the target's schema, as a role without superuser, file or program privileges: "
+    "the target was only read"
+)
+
+
+async def _sandbox(server: LocalPostgres, name: str, password: str, target: asyncpg.Connection) -> None:
+    """The shadow database `name` and its owner, the role `name`; the target's roles as NOLOGIN roles (those
+    created here granted to it, so `ALTER ... OWNER TO` one of them works; roles the server already had are not).
+
+    The role is a superuser only while it loads the dump (so every object of the copy is its own and the dump's
+    extensions can be created); `_demote` takes that away before any statement of the script runs.
+    """
+    admin = await asyncpg.connect(server.url())
+    try:
+        role = quote_ident(name)
+        await admin.execute(f"CREATE ROLE {role} LOGIN SUPERUSER PASSWORD {quote_literal(password)}")
+        await admin.execute(f"CREATE DATABASE {quote_ident(name)} OWNER {role}")
+        existing = set(await _roles(admin))
+        for other in await _roles(target):
+            if other not in existing:  # fresh roles without privileges: the script may hand objects to them
+                await admin.execute(f"CREATE ROLE {quote_ident(other)} NOLOGIN")
+                await admin.execute(f"GRANT {quote_ident(other)} TO {role}")
+        # The target session's search_path (set there per database or role, which a schema dump does not carry).
+        schemas = await target.fetchval("SELECT pg_catalog.current_schemas(false)")
+        if schemas:
+            path = ", ".join(quote_ident(s) for s in schemas)
+            await admin.execute(f"ALTER DATABASE {quote_ident(name)} SET search_path TO {path}")
+    finally:
+        await admin.close()
+
+
+async def _demote(server: LocalPostgres, name: str) -> None:
+    """The shadow's role loses superuser (it never had membership in pg_execute_server_program & co)."""
+    admin = await asyncpg.connect(server.url())
+    try:
+        await admin.execute(
+            f"ALTER ROLE {quote_ident(name)} NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
+        )
+    finally:
+        await admin.close()
+
+
+async def _dump_without_owners(url: str, bin_dir: Path, secrets_: Sequence[str]) -> str:
+    """The target's `pg_dump --schema-only --no-owner`: loaded by the shadow's role, every object is that role's."""
+    proc = await asyncio.create_subprocess_exec(
+        str(bin_dir / "pg_dump"),
+        "--schema-only",
+        "--no-owner",
+        "--dbname",
+        _without_password(url),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=_pg_env(url),
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=SHADOW_LOAD_TIMEOUT_S)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise DatabaseError(
+            f"pg_dump of the target took over {SHADOW_LOAD_TIMEOUT_S:.0f} s; nothing was changed"
+        ) from None
+    if proc.returncode != 0:
+        said = scrub(err.decode(errors="replace").strip(), [*secrets_, url_password(url) or ""])
+        raise DatabaseError(
+            f"pg_dump of the target failed (exit {proc.returncode}): {fence_text(said)}; nothing was changed"
+        )
+    return out.decode()

@@ -4,6 +4,10 @@
 Each migration keeps its own version (the Prisma folder's timestamp, the Supabase file's version), never a
 fresh one, so the histories written by pgshift, the Supabase CLI and Prisma agree. The checksum is Prisma's:
 SHA-256 hex of the script's bytes.
+
+Paths never escape: every file read resolves (symbolic links followed) inside the folder it was found in, a
+discovered folder inside the directory the search started from (never its parents), and a path with a NUL byte
+or that cannot be resolved is a ConfigError. A refused file is never opened.
 """
 
 from __future__ import annotations
@@ -67,12 +71,42 @@ def checksum_matches(script: str, recorded: str) -> bool:
     return recorded in {checksum(script), checksum(lf), checksum(lf.replace("\n", "\r\n"))}
 
 
-def _decode(path: Path) -> str:
-    data = path.read_bytes()
+def checked_path(path: str | Path) -> Path:
+    """A caller's path as a Path; ConfigError for a NUL byte (the OS cannot name such a file)."""
+    text = str(path)
+    if "\x00" in text:
+        raise ConfigError(f"invalid path {text!r}: it contains a NUL byte; nothing was read")
+    return Path(text)
+
+
+def contained(path: Path, root: Path) -> Path:
+    """`path` with symbolic links resolved; ConfigError unless it lies inside `root` (resolved too)."""
     try:
-        return data.decode("utf-8-sig") if data.startswith(b"\xef\xbb\xbf") else data.decode("utf-8")
+        resolved, base = checked_path(path).resolve(), checked_path(root).resolve()
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise ConfigError(f"invalid path {str(path)!r} ({type(exc).__name__}): nothing was read") from None
+    if not resolved.is_relative_to(base):
+        raise ConfigError(f"{path} resolves outside {base} (a symbolic link?): refused, nothing was read from it")
+    return resolved
+
+
+def _read(path: Path, root: Path) -> tuple[str, bytes]:
+    """The script at `path` (which must resolve inside `root`): its text and its bytes."""
+    data = contained(path, root).read_bytes()
+    try:
+        text = data.decode("utf-8-sig") if data.startswith(b"\xef\xbb\xbf") else data.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"migration {path} is not valid UTF-8: fix its encoding, nothing was read") from None
+    return text, data
+
+
+def script_file(reference: str | Path) -> Path:
+    """The script a path names: a .sql file itself, or a folder's migration.sql (resolving inside that folder)."""
+    path = checked_path(reference)
+    if path.is_dir():
+        contained(path / PRISMA_SCRIPT, path)
+        return path / PRISMA_SCRIPT
+    return path
 
 
 def split_label(label: str) -> tuple[str, str]:
@@ -102,14 +136,14 @@ def read_prisma_folder(directory: Path) -> MigrationFolder:
         if not script.is_file():
             warnings.append(f"folder '{folder.name}' has no {PRISMA_SCRIPT}: skipped (Prisma would refuse it)")
             continue
-        data = script.read_bytes()
+        sql, data = _read(script, directory)
         version, name = split_label(folder.name)
         migrations.append(
             Migration(
                 version=version,
                 name=name,
                 source="prisma",
-                sql=_decode(script),
+                sql=sql,
                 checksum=checksum(data),
                 path=str(script),
                 prisma_name=folder.name,
@@ -131,13 +165,13 @@ def read_supabase_folder(directory: Path) -> MigrationFolder:
                 f"file '{path.name}' is not named <version>_<name>.sql: skipped (the Supabase CLI skips it)"
             )
             continue
-        data = path.read_bytes()
+        sql, data = _read(path, directory)
         found.append(
             Migration(
                 version=match.group(1),
                 name=match.group(2),
                 source="supabase",
-                sql=_decode(path),
+                sql=sql,
                 checksum=checksum(data),
                 path=str(path),
             )
@@ -165,30 +199,31 @@ def _looks_like_supabase(directory: Path) -> bool:
 def find_migrations_dir(start: Path | None = None) -> Path:
     """The migrations folder: `start` itself, or `start/prisma/migrations` or `start/supabase/migrations`.
 
-    Without `start`, the current directory and then its parents are searched (the project root may be above).
+    Without `start`, the current directory (the project) is searched, never its parents; a folder found there
+    must resolve inside it (a symbolic link out of the project is refused).
     """
-    if start is not None and not start.is_dir():
+    if start is not None and not checked_path(start).is_dir():
         raise ConfigError(f"migrations directory {start} does not exist (or is not a directory)")
-    origin = (start or Path.cwd()).resolve()
+    base = start or Path.cwd()
+    origin = contained(base, base)  # resolved
     if _looks_like_prisma(origin) or _looks_like_supabase(origin):
         return origin
-    for base in [origin] if start is not None else [origin, *origin.parents]:
-        candidates = [d for d in (base / "prisma" / "migrations", base / "supabase" / "migrations") if d.is_dir()]
-        if len(candidates) == 2:
-            raise ConfigError(
-                f"{base} has both prisma/migrations and supabase/migrations: pass the one to use as directory"
-            )
-        if candidates:
-            return candidates[0]
+    candidates = [d for d in (origin / "prisma" / "migrations", origin / "supabase" / "migrations") if d.is_dir()]
+    if len(candidates) == 2:
+        raise ConfigError(
+            f"{origin} has both prisma/migrations and supabase/migrations: pass the one to use as directory"
+        )
+    if candidates:
+        return contained(candidates[0], origin)
     raise ConfigError(
-        f"no migrations folder found at {origin}{'' if start is not None else ' or above it'}: expected "
-        "prisma/migrations or supabase/migrations (pass directory explicitly)"
+        f"no migrations folder found in {origin}: expected prisma/migrations or supabase/migrations there "
+        "(the search does not leave this directory; pass directory explicitly)"
     )
 
 
 def read_migrations(directory: str | Path | None = None) -> MigrationFolder:
     """Read the migrations folder (found automatically when `directory` is None)."""
-    path = find_migrations_dir(Path(directory) if directory is not None else None)
+    path = find_migrations_dir(checked_path(directory) if directory is not None else None)
     if _looks_like_prisma(path):
         return read_prisma_folder(path)
     return read_supabase_folder(path)
@@ -197,7 +232,7 @@ def read_migrations(directory: str | Path | None = None) -> MigrationFolder:
 def read_migration(reference: str, directory: str | Path | None = None) -> Migration:
     """One migration from a path (Prisma folder, its migration.sql, a Supabase file) or a folder name/version
     looked up in the migrations folder."""
-    path = Path(reference)
+    path = checked_path(reference)
     if path.is_file() and path.name == PRISMA_SCRIPT:
         path = path.parent
     if path.is_dir() and (path / PRISMA_SCRIPT).is_file():
@@ -207,11 +242,9 @@ def read_migration(reference: str, directory: str | Path | None = None) -> Migra
         folder = read_supabase_folder(path.parent)
         if _SUPABASE_FILE.match(path.name):
             return _pick(folder, lambda m: m.path is not None and Path(m.path).name == path.name, reference)
-        data = path.read_bytes()
+        sql, data = _read(path, path)  # a file named explicitly is read as named (the caller vetted the path)
         version, name = split_label(path.stem)
-        return Migration(
-            version=version, name=name, source="sql", sql=_decode(path), checksum=checksum(data), path=str(path)
-        )
+        return Migration(version=version, name=name, source="sql", sql=sql, checksum=checksum(data), path=str(path))
     folder = read_migrations(directory)
     return _pick(folder, lambda m: reference in (m.version, m.prisma_name, m.label, m.name), reference)
 

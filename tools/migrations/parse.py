@@ -1,9 +1,11 @@
-"""Split a migration script into statements, keeping the author's exact text, and classify each one.
+"""Split a migration script into statements with PostgreSQL's own grammar, keeping the author's exact text.
 
-Splitting uses sqlglot's PostgreSQL tokenizer, so dollar-quoted bodies, quoted identifiers, string literals
-and comments never split a statement. Classification reads the leading keywords of each statement's tokens
-(the PostgreSQL command grammar is regular at its head: `CREATE [OR REPLACE] [UNIQUE] INDEX ...`), which works
-for every statement, including the many DDL forms sqlglot's parser only knows as opaque commands.
+Statement boundaries, kinds and transactional flags come from PostgreSQL's parser (libpg_query through pglast):
+the statements are exactly those PostgreSQL itself sees, so dollar quotes, `E'...\\'...'` strings, nested
+comments and `BEGIN ATOMIC` bodies split as PostgreSQL splits them, and a script PostgreSQL's grammar rejects is
+a `ConfigError` naming the line — never a guess by a looser splitter. Each statement carries its parse-tree node
+(`node`), so rules dispatch on node types, and its tokens from PostgreSQL's own scanner (`tokens`), which the
+rewriter and linter read to edit the author's text in place.
 
 Round trip: `"".join(s.leading + s.text + s.suffix for s in statements) == script` for every script with at
 least one statement.
@@ -11,15 +13,17 @@ least one statement.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
+import json
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import ClassVar, Literal
+from functools import cached_property
+from itertools import accumulate
+from typing import Any, Literal
 
-from sqlglot.dialects.postgres import Postgres
-from sqlglot.errors import TokenError
-from sqlglot.tokens import Token, TokenType
+from pglast import parse_sql
+from pglast.parser import ParseError, Token, parse_sql_json, scan
 
 from tools.errors import ConfigError
 
@@ -106,6 +110,7 @@ class StatementKind(StrEnum):
     REFRESH = "refresh"
     CREATE_DATABASE = "create_database"
     DROP_DATABASE = "drop_database"
+    PREPARED_TRANSACTION = "prepared_transaction"  # PREPARE TRANSACTION, COMMIT/ROLLBACK PREPARED
     UNKNOWN = "unknown"
 
 
@@ -115,7 +120,8 @@ class SqlStatement:
 
     `text` is the author's exact text, without the terminating semicolon and without the comments and blank
     lines before it (those are in `leading`; `suffix` runs from the end of `text` through the semicolon, and
-    for the last statement to the end of the script).
+    for the last statement to the end of the script). `node` is PostgreSQL's parse tree of the statement (a
+    `pglast.ast` node such as `ast.IndexStmt`), `node_type` its type name.
     """
 
     text: str
@@ -126,6 +132,13 @@ class SqlStatement:
     suffix: str = ""
     start: int = 0  # offset of `text` in the script
     tokens: tuple[Tok, ...] = field(default=(), repr=False, compare=False)
+    node_type: str = field(default="", compare=False)  # PostgreSQL's parse-node name: "IndexStmt", "DoStmt", ...
+
+    @cached_property
+    def node(self) -> Any:
+        """PostgreSQL's parse tree of this statement, as pglast's typed node (`pglast.ast.IndexStmt`, ...); built on
+        first use, since most callers never need it."""
+        return parse_sql(self.text)[0].stmt
 
     @property
     def tx_control(self) -> Literal["begin", "commit", "rollback"] | None:
@@ -144,325 +157,277 @@ class SqlStatement:
         return tuple(t.upper for t in self.tokens if t.kind is TokenKind.WORD)
 
 
-# Every PostgreSQL SQL command starts with one of these words (see "SQL Commands" in the manual).
-COMMAND_WORDS = frozenset(
-    """ABORT ALTER ANALYZE ANALYSE BEGIN CALL CHECKPOINT CLOSE CLUSTER COMMENT COMMIT COPY CREATE DEALLOCATE DECLARE
-    DELETE DISCARD DO DROP END EXECUTE EXPLAIN FETCH GRANT IMPORT INSERT LISTEN LOAD LOCK MERGE MOVE NOTIFY PREPARE
-    REASSIGN REFRESH REINDEX RELEASE RESET REVOKE ROLLBACK SAVEPOINT SECURITY SELECT SET SHOW START TABLE TRUNCATE
-    UNLISTEN UPDATE VACUUM VALUES WITH""".split()
-)
+# ---------------------------------------------------------------------------------------------------------------
+# Classification: one entry per parse-tree node type. Rules read libpg_query's JSON form of the node (what
+# `pglast.parser.parse_sql_json` gives): enum values are their names, false and empty fields are absent.
 
-# Words that may sit between CREATE and the object type.
-_CREATE_MODIFIERS = frozenset(
-    "OR REPLACE UNIQUE TEMP TEMPORARY UNLOGGED GLOBAL LOCAL MATERIALIZED RECURSIVE TRUSTED PROCEDURAL CONSTRAINT "
-    "DEFAULT".split()
-)
+Classified = tuple[StatementKind, bool]  # kind, whether it may run inside a transaction block
+Node = Mapping[str, Any]
+_Rule = Callable[[Node], Classified]
 
-_OBJECT_KINDS: dict[tuple[str, str], StatementKind] = {
-    ("CREATE", "TABLE"): StatementKind.CREATE_TABLE,
-    ("ALTER", "TABLE"): StatementKind.ALTER_TABLE,
-    ("DROP", "TABLE"): StatementKind.DROP_TABLE,
-    ("CREATE", "INDEX"): StatementKind.CREATE_INDEX,
-    ("ALTER", "INDEX"): StatementKind.ALTER_INDEX,
-    ("DROP", "INDEX"): StatementKind.DROP_INDEX,
-    ("CREATE", "TYPE"): StatementKind.CREATE_TYPE,
-    ("ALTER", "TYPE"): StatementKind.ALTER_TYPE,
-    ("DROP", "TYPE"): StatementKind.DROP_TYPE,
-    ("CREATE", "DOMAIN"): StatementKind.CREATE_DOMAIN,
-    ("CREATE", "EXTENSION"): StatementKind.CREATE_EXTENSION,
-    ("ALTER", "EXTENSION"): StatementKind.ALTER_EXTENSION,
-    ("DROP", "EXTENSION"): StatementKind.DROP_EXTENSION,
-    ("CREATE", "SCHEMA"): StatementKind.CREATE_SCHEMA,
-    ("DROP", "SCHEMA"): StatementKind.DROP_SCHEMA,
-    ("CREATE", "SEQUENCE"): StatementKind.CREATE_SEQUENCE,
-    ("ALTER", "SEQUENCE"): StatementKind.ALTER_SEQUENCE,
-    ("DROP", "SEQUENCE"): StatementKind.DROP_SEQUENCE,
-    ("CREATE", "FUNCTION"): StatementKind.CREATE_FUNCTION,
-    ("CREATE", "PROCEDURE"): StatementKind.CREATE_FUNCTION,
-    ("DROP", "FUNCTION"): StatementKind.DROP_FUNCTION,
-    ("DROP", "PROCEDURE"): StatementKind.DROP_FUNCTION,
-    ("CREATE", "TRIGGER"): StatementKind.CREATE_TRIGGER,
-    ("DROP", "TRIGGER"): StatementKind.DROP_TRIGGER,
-    ("CREATE", "POLICY"): StatementKind.CREATE_POLICY,
-    ("ALTER", "POLICY"): StatementKind.ALTER_POLICY,
-    ("DROP", "POLICY"): StatementKind.DROP_POLICY,
-    ("CREATE", "VIEW"): StatementKind.CREATE_VIEW,
-    ("DROP", "VIEW"): StatementKind.DROP_VIEW,
-    ("CREATE", "ROLE"): StatementKind.CREATE_ROLE,
-    ("CREATE", "USER"): StatementKind.CREATE_ROLE,
-    ("CREATE", "DATABASE"): StatementKind.CREATE_DATABASE,
-    ("DROP", "DATABASE"): StatementKind.DROP_DATABASE,
+
+def _always(kind: StatementKind, transactional: bool = True) -> _Rule:
+    return lambda _node: (kind, transactional)
+
+
+_ALTERED: dict[str | None, StatementKind] = {
+    "OBJECT_TABLE": StatementKind.ALTER_TABLE,
+    "OBJECT_INDEX": StatementKind.ALTER_INDEX,
+    "OBJECT_TYPE": StatementKind.ALTER_TYPE,
+    "OBJECT_EXTENSION": StatementKind.ALTER_EXTENSION,
+    "OBJECT_SEQUENCE": StatementKind.ALTER_SEQUENCE,
+    "OBJECT_POLICY": StatementKind.ALTER_POLICY,
 }
 
-_VERB_KINDS: dict[str, StatementKind] = {
-    "COMMENT": StatementKind.COMMENT,
-    "GRANT": StatementKind.GRANT,
-    "REVOKE": StatementKind.REVOKE,
-    "DO": StatementKind.DO_BLOCK,
-    "INSERT": StatementKind.INSERT,
-    "UPDATE": StatementKind.UPDATE,
-    "DELETE": StatementKind.DELETE,
-    "MERGE": StatementKind.MERGE,
-    "TRUNCATE": StatementKind.TRUNCATE,
-    "SELECT": StatementKind.SELECT,
-    "VALUES": StatementKind.SELECT,
-    "TABLE": StatementKind.SELECT,
-    "SET": StatementKind.SET,
-    "RESET": StatementKind.SET,
-    "BEGIN": StatementKind.BEGIN,
-    "START": StatementKind.BEGIN,
-    "COMMIT": StatementKind.COMMIT,
-    "END": StatementKind.COMMIT,
-    "ROLLBACK": StatementKind.ROLLBACK,
-    "ABORT": StatementKind.ROLLBACK,
-    "SAVEPOINT": StatementKind.SAVEPOINT,
-    "RELEASE": StatementKind.SAVEPOINT,
-    "VACUUM": StatementKind.VACUUM,
-    "REINDEX": StatementKind.REINDEX,
-    "REFRESH": StatementKind.REFRESH,
+_DROPPED: dict[str | None, StatementKind] = {
+    "OBJECT_TABLE": StatementKind.DROP_TABLE,
+    "OBJECT_INDEX": StatementKind.DROP_INDEX,
+    "OBJECT_TYPE": StatementKind.DROP_TYPE,
+    "OBJECT_EXTENSION": StatementKind.DROP_EXTENSION,
+    "OBJECT_SCHEMA": StatementKind.DROP_SCHEMA,
+    "OBJECT_SEQUENCE": StatementKind.DROP_SEQUENCE,
+    "OBJECT_FUNCTION": StatementKind.DROP_FUNCTION,
+    "OBJECT_PROCEDURE": StatementKind.DROP_FUNCTION,
+    "OBJECT_TRIGGER": StatementKind.DROP_TRIGGER,
+    "OBJECT_POLICY": StatementKind.DROP_POLICY,
+    "OBJECT_VIEW": StatementKind.DROP_VIEW,
+    "OBJECT_MATVIEW": StatementKind.DROP_VIEW,
 }
 
-_DML_VERBS = {"INSERT": StatementKind.INSERT, "UPDATE": StatementKind.UPDATE, "DELETE": StatementKind.DELETE}
-
-_STRING_TYPES = frozenset(
-    {
-        TokenType.STRING,
-        TokenType.HEREDOC_STRING,
-        TokenType.BYTE_STRING,
-        TokenType.NATIONAL_STRING,
-        TokenType.RAW_STRING,
-        TokenType.BIT_STRING,
-        TokenType.HEX_STRING,
-        TokenType.UNICODE_STRING,
-    }
-)
-_PUNCT_TYPES = frozenset(
-    {
-        TokenType.L_PAREN,
-        TokenType.R_PAREN,
-        TokenType.L_BRACKET,
-        TokenType.R_BRACKET,
-        TokenType.COMMA,
-        TokenType.DOT,
-        TokenType.SEMICOLON,
-        TokenType.STAR,
-        TokenType.EQ,
-        TokenType.COLON,
-        TokenType.DCOLON,
-        TokenType.PLUS,
-        TokenType.DASH,
-        TokenType.SLASH,
-        TokenType.LT,
-        TokenType.GT,
-        TokenType.LTE,
-        TokenType.GTE,
-        TokenType.NEQ,
-        TokenType.PARAMETER,
-        TokenType.PLACEHOLDER,
-    }
-)
+_TRANSACTION: dict[str | None, StatementKind] = {
+    "TRANS_STMT_BEGIN": StatementKind.BEGIN,
+    "TRANS_STMT_START": StatementKind.BEGIN,
+    "TRANS_STMT_COMMIT": StatementKind.COMMIT,
+    "TRANS_STMT_ROLLBACK": StatementKind.ROLLBACK,
+    "TRANS_STMT_SAVEPOINT": StatementKind.SAVEPOINT,
+    "TRANS_STMT_RELEASE": StatementKind.SAVEPOINT,
+    "TRANS_STMT_ROLLBACK_TO": StatementKind.SAVEPOINT,
+    "TRANS_STMT_PREPARE": StatementKind.PREPARED_TRANSACTION,
+    "TRANS_STMT_COMMIT_PREPARED": StatementKind.PREPARED_TRANSACTION,
+    "TRANS_STMT_ROLLBACK_PREPARED": StatementKind.PREPARED_TRANSACTION,
+}
 
 
-def _token_kind(token: Token, raw: str) -> TokenKind:
-    if token.token_type in _STRING_TYPES:
-        return TokenKind.STRING
-    if token.token_type is TokenType.IDENTIFIER:
-        return TokenKind.IDENT
-    if token.token_type is TokenType.NUMBER:
-        return TokenKind.NUMBER
-    if raw[:1].isalpha() or raw[:1] == "_":
-        return TokenKind.WORD
-    return TokenKind.PUNCT
+def _defnames(items: Any) -> set[str]:
+    return {str(item["DefElem"].get("defname")) for item in items or () if "DefElem" in item}
 
 
-def _toks(tokens: Sequence[Token], sql: str, base: int) -> tuple[Tok, ...]:
-    """Our tokens, offsets relative to `base`. sqlglot's multi-word keywords (`FOREIGN KEY`, `ORDER BY`) become
-    one token per word, so every rule reads words the way PostgreSQL's grammar does."""
-    out: list[Tok] = []
-    for t in tokens:
-        raw = sql[t.start : t.end + 1]
-        kind = _token_kind(t, raw)
-        if kind is TokenKind.WORD and not raw.isidentifier() and any(c.isspace() for c in raw):
-            for m in re.finditer(r"\S+", raw):
-                out.append(Tok(TokenKind.WORD, m.group(), t.start + m.start() - base, t.start + m.end() - base))
-        else:
-            out.append(Tok(kind, raw, t.start - base, t.end + 1 - base))
-    return tuple(out)
+def _altered(object_type: str | None) -> Classified:
+    return _ALTERED.get(object_type, StatementKind.ALTER_OTHER), True
+
+
+def _alter_table(node: Node) -> Classified:
+    commands = [c.get("AlterTableCmd", {}) for c in node.get("cmds", ())]
+    detach_concurrently = any(c.get("def", {}).get("PartitionCmd", {}).get("concurrent") for c in commands)
+    return _ALTERED.get(node.get("objtype"), StatementKind.ALTER_OTHER), not detach_concurrently
+
+
+def _rename(node: Node) -> Classified:
+    """ALTER <object> ... RENAME: columns and attributes name the relation kind separately."""
+    renamed = node.get("renameType")
+    if renamed == "OBJECT_TABCONSTRAINT":
+        return StatementKind.ALTER_TABLE, True
+    return _altered(node.get("relationType") if renamed in ("OBJECT_COLUMN", "OBJECT_ATTRIBUTE") else renamed)
+
+
+def _reindex(node: Node) -> Classified:
+    concurrently = "concurrently" in _defnames(node.get("params"))
+    whole = node.get("kind") in ("REINDEX_OBJECT_SCHEMA", "REINDEX_OBJECT_SYSTEM", "REINDEX_OBJECT_DATABASE")
+    return StatementKind.REINDEX, not (concurrently or whole)
+
+
+def _create_role(node: Node) -> Classified:
+    is_role = node.get("stmt_type") in ("ROLESTMT_ROLE", "ROLESTMT_USER")
+    return (StatementKind.CREATE_ROLE if is_role else StatementKind.CREATE_OTHER), True
+
+
+def _transaction(node: Node) -> Classified:
+    kind = _TRANSACTION.get(node.get("kind"), StatementKind.UNKNOWN)
+    return kind, kind is StatementKind.SAVEPOINT
+
+
+def _grant(node: Node) -> Classified:
+    return (StatementKind.GRANT if node.get("is_grant") else StatementKind.REVOKE), True
+
+
+_RULES: dict[str, _Rule] = {
+    # CREATE
+    "CreateStmt": _always(StatementKind.CREATE_TABLE),
+    "CreateTableAsStmt": lambda n: (
+        StatementKind.CREATE_VIEW if n.get("objtype") == "OBJECT_MATVIEW" else StatementKind.CREATE_TABLE,
+        True,
+    ),
+    "IndexStmt": lambda n: (StatementKind.CREATE_INDEX, not n.get("concurrent")),
+    "CreateEnumStmt": _always(StatementKind.CREATE_TYPE),
+    "CompositeTypeStmt": _always(StatementKind.CREATE_TYPE),
+    "CreateRangeStmt": _always(StatementKind.CREATE_TYPE),
+    "DefineStmt": lambda n: (
+        StatementKind.CREATE_TYPE if n.get("kind") == "OBJECT_TYPE" else StatementKind.CREATE_OTHER,
+        True,
+    ),
+    "CreateDomainStmt": _always(StatementKind.CREATE_DOMAIN),
+    "CreateExtensionStmt": _always(StatementKind.CREATE_EXTENSION),
+    "CreateSchemaStmt": _always(StatementKind.CREATE_SCHEMA),
+    "CreateSeqStmt": _always(StatementKind.CREATE_SEQUENCE),
+    "CreateFunctionStmt": _always(StatementKind.CREATE_FUNCTION),
+    "CreateTrigStmt": _always(StatementKind.CREATE_TRIGGER),
+    "CreatePolicyStmt": _always(StatementKind.CREATE_POLICY),
+    "ViewStmt": _always(StatementKind.CREATE_VIEW),
+    "CreateRoleStmt": _create_role,
+    "RuleStmt": _always(StatementKind.CREATE_OTHER),
+    "CreatedbStmt": _always(StatementKind.CREATE_DATABASE, False),
+    "CreateTableSpaceStmt": _always(StatementKind.CREATE_OTHER, False),
+    "CreateSubscriptionStmt": _always(StatementKind.CREATE_OTHER, False),
+    # ALTER
+    "AlterTableStmt": _alter_table,
+    "RenameStmt": _rename,
+    "AlterObjectSchemaStmt": lambda n: _altered(n.get("objectType")),
+    "AlterOwnerStmt": lambda n: _altered(n.get("objectType")),
+    "AlterEnumStmt": _always(StatementKind.ALTER_TYPE),  # ADD VALUE runs in a transaction since PostgreSQL 12
+    "AlterTypeStmt": _always(StatementKind.ALTER_TYPE),
+    "AlterExtensionStmt": _always(StatementKind.ALTER_EXTENSION),
+    "AlterExtensionContentsStmt": _always(StatementKind.ALTER_EXTENSION),
+    "AlterSeqStmt": _always(StatementKind.ALTER_SEQUENCE),
+    "AlterPolicyStmt": _always(StatementKind.ALTER_POLICY),
+    "AlterSystemStmt": _always(StatementKind.ALTER_OTHER, False),
+    "AlterDatabaseStmt": lambda n: (StatementKind.ALTER_OTHER, "tablespace" not in _defnames(n.get("options"))),
+    # DROP
+    "DropStmt": lambda n: (_DROPPED.get(n.get("removeType"), StatementKind.DROP_OTHER), not n.get("concurrent")),
+    "DropdbStmt": _always(StatementKind.DROP_DATABASE, False),
+    "DropTableSpaceStmt": _always(StatementKind.DROP_OTHER, False),
+    "DropSubscriptionStmt": _always(StatementKind.DROP_OTHER, False),
+    # everything else
+    "CommentStmt": _always(StatementKind.COMMENT),
+    "GrantStmt": _grant,
+    "GrantRoleStmt": _grant,
+    "DoStmt": _always(StatementKind.DO_BLOCK),
+    "InsertStmt": _always(StatementKind.INSERT),
+    "UpdateStmt": _always(StatementKind.UPDATE),
+    "DeleteStmt": _always(StatementKind.DELETE),
+    "MergeStmt": _always(StatementKind.MERGE),
+    "TruncateStmt": _always(StatementKind.TRUNCATE),
+    "SelectStmt": _always(StatementKind.SELECT),
+    "VariableSetStmt": _always(StatementKind.SET),
+    "TransactionStmt": _transaction,
+    "VacuumStmt": lambda n: (StatementKind.VACUUM, False) if n.get("is_vacuumcmd") else (StatementKind.UNKNOWN, True),
+    "ReindexStmt": _reindex,
+    "RefreshMatViewStmt": _always(StatementKind.REFRESH),
+    "ClusterStmt": lambda n: (StatementKind.UNKNOWN, "relation" in n),  # CLUSTER of every table runs alone
+}
+
+_BY_VERB = {"Create": StatementKind.CREATE_OTHER, "Alter": StatementKind.ALTER_OTHER, "Drop": StatementKind.DROP_OTHER}
+
+
+def classify(node_type: str, node: Node) -> Classified:
+    """Kind and transactional flag of one parsed statement, from its node type (`IndexStmt`, ...)."""
+    rule = _RULES.get(node_type)
+    if rule is not None:
+        return rule(node)
+    verb = next((v for v in _BY_VERB if node_type.startswith(v)), None)
+    return (_BY_VERB[verb] if verb else StatementKind.UNKNOWN), True
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Splitting
+
+_STRING_TOKENS = frozenset({"SCONST", "USCONST", "BCONST", "XCONST"})
+_NUMBER_TOKENS = frozenset({"ICONST", "FCONST"})
+_COMMENT_TOKENS = frozenset({"SQL_COMMENT", "C_COMMENT"})
+_SEMICOLON = "ASCII_59"
+
+
+class _Offsets:
+    """libpg_query's JSON gives byte offsets into the UTF-8 script; Python slices by character."""
+
+    def __init__(self, sql: str) -> None:
+        self.ends = None if sql.isascii() else list(accumulate(len(ch.encode()) for ch in sql))
+
+    def char(self, byte: int) -> int:
+        return byte if self.ends is None else bisect_right(self.ends, byte)
+
+
+def _tok(t: Token, sql: str, base: int) -> Tok:
+    """Our token for one of PostgreSQL's scanner tokens (pglast gives character offsets, `end` inclusive)."""
+    end = t.end + 1
+    raw = sql[t.start : end]
+    if t.name in _STRING_TOKENS:
+        kind = TokenKind.STRING
+    elif t.name in _NUMBER_TOKENS:
+        kind = TokenKind.NUMBER
+    elif t.name == "UIDENT" or (t.name == "IDENT" and raw.startswith('"')):
+        kind = TokenKind.IDENT
+    elif t.name == "IDENT" or t.kind != "NO_KEYWORD":
+        kind = TokenKind.WORD
+    else:
+        kind = TokenKind.PUNCT
+    return Tok(kind, raw, t.start - base, end - base)
 
 
 def _line_of(sql: str, offset: int) -> int:
     return sql.count("\n", 0, max(offset, 0)) + 1
 
 
-class _Tokenizer(Postgres.Tokenizer):
-    """PostgreSQL's tokenizer without "command" words (DO, REINDEX, VACUUM, ...), whose arguments sqlglot would
-    otherwise fold into one string token: we want every token, with its exact position."""
-
-    COMMANDS: ClassVar[set[TokenType]] = set()
-
-
-def _tokenize(sql: str) -> list[Token]:
-    tokenizer = _Tokenizer()
+def _parse(sql: str) -> list[dict[str, Any]]:
+    """libpg_query's raw statements: {"stmt": {NodeType: {...}}, "stmt_location": bytes, "stmt_len": bytes}."""
     try:
-        return list(tokenizer.tokenize(sql))
-    except TokenError:
-        # The tokenizer's core remembers where the token it could not finish began.
-        core = getattr(tokenizer, "_core", None)
-        start = getattr(core, "_start", None)
-        line = _line_of(sql, start) if isinstance(start, int) else None
-        excerpt = sql[start : start + 40].split("\n")[0] if isinstance(start, int) else ""
-        where = f"line {line}" if line else "somewhere in the script"
+        return list(json.loads(parse_sql_json(sql)).get("stmts", ()))
+    except ParseError as error:
+        message = str(error.args[0]) if error.args else str(error)
+        at = error.args[1] if len(error.args) > 1 and isinstance(error.args[1], int) else 0  # characters
+        line = _line_of(sql, at)
+        if sql[at : at + 1] == "\\":
+            command = sql[at:].split(maxsplit=1)[0]
+            raise ConfigError(
+                f"line {line}: {command!r} is a psql meta-command, not SQL; pgshift sends SQL only. Remove it "
+                "(or run that script with psql). Nothing was run."
+            ) from None
         raise ConfigError(
-            f"malformed SQL at {where}: an unterminated string, quoted identifier, dollar-quoted body or comment "
-            f"starts here ({excerpt!r}). Nothing was run; fix the script and try again."
+            f"malformed SQL at line {line}: PostgreSQL's parser says: {message}. Nothing was run; fix the script "
+            "and try again."
         ) from None
 
 
-def classify(tokens: tuple[Tok, ...]) -> tuple[StatementKind, bool]:
-    """Kind and transactional flag from a statement's leading tokens."""
-    words = [t.upper for t in tokens]
-    if not words:
-        return StatementKind.UNKNOWN, True
-    verb = words[0]
-    if verb == "WITH":
-        # WITH ... INSERT/UPDATE/DELETE/SELECT: the verb is the first DML word at parenthesis depth 0.
-        depth = 0
-        for t in tokens[1:]:
-            if t.text == "(":
-                depth += 1
-            elif t.text == ")":
-                depth -= 1
-            elif depth == 0 and t.upper in _DML_VERBS:
-                return _DML_VERBS[t.upper], True
-        return StatementKind.SELECT, True
-    if verb in ("CREATE", "ALTER", "DROP"):
-        i = 1
-        while i < len(words) and words[i] in _CREATE_MODIFIERS:
-            i += 1
-        obj = words[i] if i < len(words) else ""
-        if obj == "EVENT" or obj == "FOREIGN" or obj == "TEXT":
-            obj = f"{obj}_{words[i + 1] if i + 1 < len(words) else ''}"
-        kind = _OBJECT_KINDS.get((verb, obj))
-        if kind is None:
-            kind = {
-                "CREATE": StatementKind.CREATE_OTHER,
-                "ALTER": StatementKind.ALTER_OTHER,
-                "DROP": StatementKind.DROP_OTHER,
-            }[verb]
-        concurrently = "CONCURRENTLY" in words[: i + 3]
-        if kind in (StatementKind.CREATE_INDEX, StatementKind.DROP_INDEX) and concurrently:
-            return kind, False
-        if kind in (StatementKind.CREATE_DATABASE, StatementKind.DROP_DATABASE) or obj == "TABLESPACE":
-            return kind, False
-        if obj in ("SUBSCRIPTION",) and verb != "ALTER":
-            return kind, False
-        if verb == "ALTER" and obj == "SYSTEM":
-            return kind, False
-        if verb == "ALTER" and obj == "TABLE" and "DETACH" in words and "CONCURRENTLY" in words:
-            return kind, False
-        return kind, True
-    kind = _VERB_KINDS.get(verb, StatementKind.UNKNOWN)
-    if kind in (StatementKind.BEGIN, StatementKind.COMMIT, StatementKind.ROLLBACK, StatementKind.VACUUM):
-        return kind, False
-    if kind is StatementKind.REINDEX and "CONCURRENTLY" in words[:3]:
-        return kind, False
-    if verb == "CLUSTER" and len(words) == 1:
-        return kind, False
-    return kind, True
-
-
-def _check_parentheses(sql: str, piece: list[Token], start: int) -> None:
-    depth = 0
-    for token in piece:
-        if token.token_type is TokenType.L_PAREN:
-            depth += 1
-        elif token.token_type is TokenType.R_PAREN:
-            depth -= 1
-            if depth < 0:
-                raise ConfigError(
-                    f"malformed SQL at line {_line_of(sql, token.start)}: a ')' closes nothing (statement starting "
-                    f"at line {_line_of(sql, start)}). Nothing was run; fix the script and try again."
-                )
-    if depth > 0:
-        raise ConfigError(
-            f"malformed SQL: the statement starting at line {_line_of(sql, start)} leaves {depth} '(' unclosed. "
-            "Nothing was run; fix the script and try again."
-        )
-
-
-def _in_begin_atomic(piece: list[Token]) -> bool:
-    """True while a `CREATE FUNCTION ... BEGIN ATOMIC` body is open (its inner semicolons do not end it)."""
-    texts = [t.text.upper() for t in piece]
-    if "CREATE" not in texts[:1]:
-        return False
-    depth = 0
-    for i, text in enumerate(texts):
-        if text == "BEGIN" and i + 1 < len(texts) and texts[i + 1] == "ATOMIC":
-            depth += 1
-        elif depth and text == "CASE":
-            depth += 1
-        elif depth and text == "END":
-            depth -= 1
-    return depth > 0
-
-
 def split_statements(sql: str) -> list[SqlStatement]:
-    """The statements of a script, in order, each with its exact text, kind, transactional flag and line.
+    """The statements of a script, in order, each with its exact text, kind, transactional flag, line and parse
+    tree: exactly the statements PostgreSQL's parser sees.
 
-    Raises ConfigError (with the line) for an unterminated literal/comment, unbalanced parentheses, or a
-    statement that does not start with an SQL command word.
+    Raises ConfigError (with the line and PostgreSQL's message) for any script PostgreSQL's grammar rejects.
     """
-    tokens = _tokenize(sql)
-    pieces: list[list[Token]] = []
-    semicolons: list[int | None] = []
-    current: list[Token] = []
-    for token in tokens:
-        if token.token_type is TokenType.SEMICOLON and not _in_begin_atomic(current):
-            if current:
-                pieces.append(current)
-                semicolons.append(token.end + 1)
-            current = []
-            continue
-        current.append(token)
-    if current:
-        pieces.append(current)
-        semicolons.append(None)
-
+    raws = _parse(sql)
+    if not raws:
+        return []
+    offsets = _Offsets(sql)
+    tokens = scan(sql)
+    starts = [t.start for t in tokens]
     statements: list[SqlStatement] = []
     cursor = 0  # end of the previous statement's suffix
-    for index, (piece, after) in enumerate(zip(pieces, semicolons, strict=True)):
-        start, end = piece[0].start, piece[-1].end + 1
-        _check_parentheses(sql, piece, start)
-        text = sql[start:end]
-        first = sql[piece[0].start : piece[0].end + 1]
-        if first.upper() not in COMMAND_WORDS and first != "(":
-            raise ConfigError(
-                f"malformed SQL at line {_line_of(sql, start)}: {first!r} does not start any SQL command "
-                f"(statement {text[:60]!r}). Nothing was run; fix the script and try again."
-            )
-        last = index == len(pieces) - 1
-        suffix_end = len(sql) if last or after is None else after
-        toks = _toks(piece, sql, start)
-        kind, transactional = classify(toks)
+    line, counted = 1, 0  # the line number at offset `counted`
+    for index, raw in enumerate(raws):
+        begin = raw.get("stmt_location", 0)
+        stop = offsets.char(begin + raw["stmt_len"]) if raw.get("stmt_len") else len(sql)
+        after = bisect_left(starts, stop)  # PostgreSQL's statement ends right before its semicolon
+        own = [t for t in tokens[bisect_left(starts, offsets.char(begin)) : after] if t.name not in _COMMENT_TOKENS]
+        start, end = own[0].start, own[-1].end + 1
+        semicolon = tokens[after] if after < len(tokens) and tokens[after].name == _SEMICOLON else None
+        suffix_end = len(sql) if index == len(raws) - 1 or semicolon is None else semicolon.end + 1
+        line, counted = line + sql.count("\n", counted, start), start
+        ((node_type, node),) = raw["stmt"].items()
+        kind, transactional = classify(node_type, node)
         statements.append(
             SqlStatement(
-                text=text,
+                text=sql[start:end],
                 kind=kind,
                 transactional=transactional,
-                line=_line_of(sql, start),
+                line=line,
                 leading=sql[cursor:start],
                 suffix=sql[end:suffix_end],
                 start=start,
-                tokens=toks,
+                tokens=tuple(_tok(t, sql, start) for t in own),
+                node_type=node_type,
             )
         )
         cursor = suffix_end
     return statements
-
-
-def tokens_of(text: str) -> tuple[Tok, ...]:
-    """Tokens of one statement's text (offsets relative to `text`)."""
-    return _toks(_tokenize(text), text, 0)
 
 
 def statement(text: str) -> SqlStatement:

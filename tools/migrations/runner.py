@@ -26,6 +26,9 @@ from tools.migrations.check import EXTENSIONS_SQL, ROLES_SQL, find_missing
 from tools.migrations.folder import Migration, checksum, checksum_matches
 from tools.migrations.lint import LintFinding
 from tools.migrations.steps import Prepared, Statement, body, plan_steps, prepare
+from tools.safety import apply_refusal
+from tools.statement_runner import run_statement
+from tools.untrusted import Untrusted, fence_text
 
 DEFAULT_LOCK_TIMEOUT_MS = 5_000
 DEFAULT_STATEMENT_TIMEOUT_MS = 10 * 60_000
@@ -58,17 +61,19 @@ class ApplyResult(Frozen):
         "statements that cannot run in a transaction"
     )
     statements: list[PlannedStatement]
-    target_fingerprint: str | None = Field(None, description="Schema fingerprint the confirmation is bound to")
-    confirmation_token: str | None = Field(
-        None, description="Pass back as confirm=... with the same migration to apply it on a protected environment"
+    target_fingerprint: str | None = Field(None, description="Schema fingerprint the approval is bound to")
+    approval_id: str | None = Field(
+        None, description="Approval request a person must approve (pgshift approve <id>) before this migration runs"
     )
     recorded_in: list[str] = Field(default_factory=list, description="History tables written")
     hazards: list[LintFinding] = Field(
         default_factory=list, description="Lint findings for the target (shown with the plan before confirmation)"
     )
     blockers: list[str] = Field(default_factory=list, description="Dry run: why applying now would fail")
-    changes: list[str] | None = Field(
-        None, description="Dry run: schema objects the migration would add (+), drop (-) or change (~)"
+    changes: Untrusted[list[str]] | None = Field(
+        None,
+        description="Dry run: schema objects the migration would add (+), drop (-) or change (~), fenced: names are "
+        "read from the database",
     )
     duration_ms: int | None = None
     message: str = ""
@@ -197,7 +202,7 @@ async def _lock_holder(conn: asyncpg.Connection) -> str:
 
 
 async def target_fingerprint(conn: asyncpg.Connection) -> str:
-    """The target's schema fingerprint, which confirmation tokens are bound to."""
+    """The target's schema fingerprint, which approvals are bound to."""
     from tools.introspect import introspect
 
     return (await introspect(conn)).fingerprint()
@@ -222,10 +227,11 @@ def describe_failure(exc: BaseException, timeouts: Timeouts) -> tuple[str, str |
     if isinstance(exc, asyncpg.QueryCanceledError):
         return f"cancelled by statement_timeout ({timeouts.statement_ms} ms) or by another session", exc.sqlstate
     if isinstance(exc, asyncpg.PostgresConnectionError | asyncpg.AdminShutdownError | asyncpg.InterfaceError | OSError):
-        return f"the connection was lost ({type(exc).__name__}: {exc})", getattr(exc, "sqlstate", None)
+        said = fence_text(exc) if isinstance(exc, asyncpg.PostgresError) else str(exc)
+        return f"the connection was lost ({type(exc).__name__}: {said})", getattr(exc, "sqlstate", None)
     if isinstance(exc, asyncpg.PostgresError):
         detail = f" ({exc.detail})" if getattr(exc, "detail", None) else ""
-        return f"PostgreSQL error {exc.sqlstate}: {exc}{detail}", exc.sqlstate
+        return f"PostgreSQL error {exc.sqlstate}: {fence_text(f'{exc}{detail}')}", exc.sqlstate
     return f"{type(exc).__name__}: {exc}", None
 
 
@@ -233,7 +239,7 @@ _CONNECTION_LOST = (asyncpg.PostgresConnectionError, asyncpg.AdminShutdownError,
 
 
 async def _run(conn: asyncpg.Connection, statement: Statement) -> None:
-    await conn.execute(statement.text)
+    await run_statement(conn, statement)  # one command: PostgreSQL refuses a second one in the text
 
 
 async def execute_migration(
@@ -356,11 +362,25 @@ async def existing_tables(conn: asyncpg.Connection) -> set[str]:
     return {r[0] for r in await conn.fetch(EXISTING_TABLES)}
 
 
+def refuse_forbidden(migration: Migration, statements: Sequence[Statement]) -> None:
+    """Refuse a migration holding what no migration may do (`tools.safety.apply_refusal`: two-phase commit, COPY
+    to or from a program or server file, SET SESSION AUTHORIZATION), before any of its statements runs."""
+    for index, s in enumerate(body(statements), start=1):
+        reason = apply_refusal(s)
+        if reason is not None:
+            raise NotAllowed(
+                f"migration {migration.version} ({migration.name}), statement {index} (line {s.line}): {reason} "
+                "Nothing was run and the history is unchanged."
+            )
+
+
 async def preflight(
     conn: asyncpg.Connection, environment: str, migration: Migration, statements: Sequence[Statement]
 ) -> None:
-    """Refuse, before any statement runs, what the target cannot do: extensions it does not have, roles the
-    script names that do not exist (those the script creates count)."""
+    """Refuse, before any statement runs, what a migration may never do (`refuse_forbidden`) and what the target
+    cannot do: extensions it does not have, roles the script names that do not exist (those the script creates
+    count)."""
+    refuse_forbidden(migration, statements)
     extensions = {r["name"] for r in await conn.fetch(EXTENSIONS_SQL)}
     roles = {r["rolname"] for r in await conn.fetch(ROLES_SQL)}
     missing_ext, missing_roles = find_missing(statements, extensions, roles)
@@ -389,8 +409,8 @@ def already_applied(history: ledger.History, migration: Migration, environment: 
     if recorded is not None and not checksum_matches(migration.sql, recorded):
         raise NotAllowed(
             f"migration {migration.version} ({migration.name}) was applied to '{environment}' with checksum "
-            f"{recorded[:12]}…, but the script now has {migration.checksum[:12]}…: it was edited after it was "
-            "applied. Nothing was run. Restore the applied script and put the change in a new migration."
+            f"{fence_text(recorded[:12])}…, but the script now has {migration.checksum[:12]}…: it was edited after "
+            "it was applied. Nothing was run. Restore the applied script and put the change in a new migration."
         )
     return True
 

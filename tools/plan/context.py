@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from tools.diff import Equivalences, equivalences_for
 from tools.model import Column, Enum, Schema, Table
 
 Node = tuple[str, str]  # (kind, key)
@@ -23,6 +24,7 @@ class Context:
     target: Schema  # the schema we have
     online: bool = False
     lock_timeout_ms: int = 3000
+    equivalences: Equivalences = field(default_factory=lambda: equivalences_for(Schema(), Schema()))
     # Filled in by the planner before generation:
     gone: set[Node] = field(default_factory=set)  # target objects that disappear (removed or recreated)
     created_tables: set[str] = field(default_factory=set)  # table keys created (or recreated) by the plan

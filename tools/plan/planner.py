@@ -13,10 +13,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from typing import Any
 
-from tools.model import Privilege, Schema
+from tools.diff import Equivalences, comparable_objects, equivalences_for, field_changes
+from tools.model import KINDS, Privilege, Schema, Table, View, member_key
 from tools.plan.context import Context, Node, base_type
 from tools.plan.dependencies import DependencyGraph
 from tools.plan.graph import Step, order_steps
@@ -55,6 +57,8 @@ GENERATORS: tuple[Generator, ...] = (
 _BY_KIND = {g.kind: g for g in GENERATORS}
 # Kinds recreated when something they depend on goes away.
 _RECREATABLE = frozenset({"view", "function", "constraint", "index", "trigger", "policy", "privilege"})
+# Kinds the diff compares field by field (the planner's own kinds, memberships and ownerships, are compared whole).
+_DIFFED = frozenset(KINDS)
 # Kinds that break when a column they use changes type.
 _COLUMN_USERS = frozenset({"view", "policy", "trigger"})
 
@@ -70,10 +74,14 @@ def objects(schema: Schema, kind: str) -> dict[str, Any]:
     return schema.by_key(kind)
 
 
-def _same(kind: str, old: Any, new: Any) -> bool:
+def _same(kind: str, key: str, old: Any, new: Any, equivalences: Equivalences) -> bool:
+    """Equal, or different only in what the diff forgives between these two databases (so plan and compare
+    agree: a plan is empty exactly when the comparison is in sync)."""
     if kind == "column":
-        return bool(old.comparable() == new.comparable())
-    return bool(old == new)
+        old, new = old.comparable(), new.comparable()
+    if old == new:
+        return True
+    return kind in _DIFFED and not field_changes(kind, old, new, equivalences, key)
 
 
 def _loses_local(t_objs: dict[str, dict[str, Any]], s_objs: dict[str, dict[str, Any]], key: str, ctx: Context) -> bool:
@@ -82,12 +90,27 @@ def _loses_local(t_objs: dict[str, dict[str, Any]], s_objs: dict[str, dict[str, 
     return bool(new.column.inherited and not old.column.inherited and not ColumnGenerator.parent_has(new, ctx))
 
 
+def with_platform_grants(source: Schema, target: Schema) -> Schema:
+    """The source as the plan builds it: its own grants to platform roles left out (they are never compared) and
+    the target's kept on every object the source still has, so that an object the plan recreates gets them back
+    (Supabase's grants to anon and authenticated on a view rebuilt from 18's text on 15, say)."""
+    if not any(p.platform for p in (*source.privileges, *target.privileges)):
+        return source
+    relations: list[Table | View] = [*source.tables, *source.views]
+    existing = {o.key for o in source} | {member_key(r.key, c.name) for r in relations for c in r.columns}
+    kept = [p for p in source.privileges if not p.platform]
+    kept += [p for p in target.privileges if p.platform and p.object in existing]
+    return dataclasses.replace(source, privileges=tuple(sorted(kept, key=lambda p: p.key)))
+
+
 def plan_migration(source: Schema, target: Schema, *, allow_data_loss: bool = False, online: bool = False) -> Plan:
     """The statements that make `target` equal `source` (pure: reads the two models, touches no database)."""
-    ctx = Context(source=source, target=target, online=online)
+    source = with_platform_grants(source, target)
+    ctx = Context(source=source, target=target, online=online, equivalences=equivalences_for(source, target))
     kinds = [g.kind for g in GENERATORS]
     s_objs = {k: objects(source, k) for k in kinds}
     t_objs = {k: objects(target, k) for k in kinds}
+    s_objs["extension"], t_objs["extension"] = comparable_objects("extension", s_objs["extension"], t_objs["extension"])
     s_graph, t_graph = DependencyGraph(source, s_objs), DependencyGraph(target, t_objs)
     for seq in target.sequences:
         # A sequence OWNED BY a column is dropped with it, unless the source keeps it under another owner.
@@ -104,7 +127,7 @@ def plan_migration(source: Schema, target: Schema, *, allow_data_loss: bool = Fa
         for key in t_objs[k].keys() - s_objs[k].keys():
             removed.add((k, key))
         for key in s_objs[k].keys() & t_objs[k].keys():
-            if not _same(k, t_objs[k][key], s_objs[k][key]) or (
+            if not _same(k, key, t_objs[k][key], s_objs[k][key], ctx.equivalences) or (
                 k == "column" and _loses_local(t_objs, s_objs, key, ctx)
             ):
                 changed.add((k, key))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tools.diff import field_changes
 from tools.model import Collation, Extension, Namespace
 from tools.plan.context import Context
 from tools.plan.ddl import comment_on
@@ -31,14 +32,20 @@ def _version(text: str) -> tuple[tuple[int, str], ...]:
 
 
 class ExtensionGenerator:
+    """Extensions go where the source has them, at the source's version when the target can install it (else
+    at the target's default version: asking for a version the target lacks would fail)."""
+
     kind = "extension"
 
     def create(self, new: Extension, ctx: Context) -> list[Statement]:
-        sql = (
-            f"CREATE EXTENSION IF NOT EXISTS {quote_ident(new.name)} WITH SCHEMA {quote_ident(new.schema)}"
-            f" VERSION {quote_literal(new.version)}"
-        )
-        return [Statement(sql=sql, object=f"extension {new.key}")]
+        out = []
+        if new.schema != "public" and new.schema not in {n.name for n in ctx.source.namespaces}:
+            # A schema the model leaves out (Supabase's `extensions`): create it when the target lacks it.
+            out.append(Statement(sql=f"CREATE SCHEMA IF NOT EXISTS {quote_ident(new.schema)}"))
+        version = f" VERSION {quote_literal(new.version)}" if ctx.target.can_install(new.name, new.version) else ""
+        sql = f"CREATE EXTENSION IF NOT EXISTS {quote_ident(new.name)} WITH SCHEMA {quote_ident(new.schema)}{version}"
+        out.append(Statement(sql=sql, object=f"extension {new.key}"))
+        return out
 
     def drop(self, old: Extension, ctx: Context) -> list[Statement]:
         hazard = Hazard.of(HazardKind.DELETES_DATA, f"dropping extension {old.name} drops the objects it created")
@@ -47,15 +54,16 @@ class ExtensionGenerator:
         ]
 
     def alter(self, old: Extension, new: Extension, ctx: Context) -> list[Statement] | None:
-        if _version(new.version) < _version(old.version):
+        changed = {f.field for f in field_changes(self.kind, old, new, ctx.equivalences, new.key)}
+        if "version" in changed and _version(new.version) < _version(old.version):
             return None  # extensions ship update scripts forward only: a downgrade is drop and create
         out = []
         name = quote_ident(new.name)
-        if old.schema != new.schema:
+        if "schema" in changed:
             out.append(Statement(sql=f"ALTER EXTENSION {name} SET SCHEMA {quote_ident(new.schema)}"))
-        if old.version != new.version:
+        if "version" in changed:
             out.append(Statement(sql=f"ALTER EXTENSION {name} UPDATE TO {quote_literal(new.version)}"))
-        if old.comment != new.comment:
+        if "comment" in changed:
             out.append(Statement(sql=comment_on(f"EXTENSION {name}", new.comment)))
         return out
 

@@ -1,0 +1,17 @@
+-- name: foreign_table_in_api
+-- title: Foreign Table in API
+-- level: WARN
+-- categories: SECURITY
+-- requires: api_roles
+-- description: Foreign tables do not enforce row level security; readable by anon or authenticated in an exposed schema, the remote data is on the API.
+-- remediation: https://supabase.com/docs/guides/database/database-linter?lint=0017_foreign_table_in_api
+SELECT format('Foreign table `%s.%s` is accessible over APIs', n.nspname, c.relname) AS detail,
+       jsonb_build_object('schema', n.nspname, 'name', c.relname, 'type', 'foreign table') AS metadata,
+       format('foreign_table_in_api_%s_%s', n.nspname, c.relname) AS cache_key
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'f'
+  AND n.nspname IN (SELECT nspname FROM exposed)
+  AND (pg_catalog.has_table_privilege('anon', c.oid, 'SELECT') OR pg_catalog.has_table_privilege('authenticated', c.oid, 'SELECT'))
+  AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')
+ORDER BY n.nspname, c.relname
