@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from mcp.server.mcpserver import MCPServer
 
-from server.config import load_environments
+from server.config import Configuration, load_configuration
 from tools.approval import ApprovalStore
 from tools.databases import Databases, Environment
 
@@ -27,20 +27,27 @@ class AppState:
     db: Databases
     approvals: ApprovalStore = field(default_factory=ApprovalStore)
     """Pending approval requests, shared with `pgshift approve` through the state directory."""
+    config_problem: str | None = None
+    """What is wrong with the configuration (with the next step): every tool call answers with it."""
 
 
-def build_app(environments: Callable[[], list[Environment]] = load_environments) -> MCPServer[AppState]:
-    """The server. `environments` is called when the server starts (so configuration errors surface there)."""
+def build_app(
+    environments: Callable[[], list[Environment] | Configuration] = load_configuration,
+) -> MCPServer[AppState]:
+    """The server. `environments` is called when the server starts; a broken configuration does not stop it: every
+    tool call answers with the problem instead (see server.config.load_configuration)."""
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
-        db = Databases(environments())
+        loaded = environments()
+        config = loaded if isinstance(loaded, Configuration) else Configuration(loaded)
+        db = Databases(config.environments)
         try:
-            yield AppState(db=db)
+            yield AppState(db=db, config_problem=config.problem)
         finally:
             await db.close()
 
-    from server.registry import register_tools
+    from server.registry import register_tools, strict_tools
     from server.watch_tools import register_watch_tools
 
     app: MCPServer[AppState] = MCPServer(
@@ -48,6 +55,7 @@ def build_app(environments: Callable[[], list[Environment]] = load_environments)
     )
     register_tools(app)
     register_watch_tools(app)
+    strict_tools(app)
     return app
 
 

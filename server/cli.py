@@ -21,10 +21,12 @@ DEBUG_ENV_VAR = "PGSHIFT_DEBUG"
 
 def _serve(args: argparse.Namespace) -> int:
     from server.app import build_app
-    from server.config import load_environments
+    from server.config import load_configuration
 
-    environments = load_environments()  # configuration errors stop here, before any client connects
-    app = build_app(lambda: environments)
+    config = load_configuration()
+    if config.problem is not None:  # the server starts anyway: every tool call answers with the problem
+        print(f"pgshift: {config.problem}", file=sys.stderr)
+    app = build_app(lambda: config)
     if args.http:
         from server.http import serve_http
 
@@ -46,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="serve MCP over stdio (default) or streamable HTTP")
     serve.add_argument("--http", action="store_true", help="serve streamable HTTP (bearer token required)")
-    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; anything else is warned about)"
+    )
     serve.add_argument("--port", type=int, default=8765)
     serve.set_defaults(func=_serve)
 

@@ -12,11 +12,12 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-from server.config import load_environments
+from server.config import CONFIGURE_NEXT_STEP, load_environments
 from tools.approval import ApprovalStore, render_request
 from tools.compare import KINDS, CompareResult, compare_environments
 from tools.databases import Databases, Environment
@@ -29,14 +30,22 @@ EXIT_OK, EXIT_ERROR, EXIT_PENDING, EXIT_DATA_LOSS = 0, 1, 2, 3
 EXIT_NOTHING_TO_DO, EXIT_PLAN = EXIT_OK, EXIT_PENDING
 
 
-def resolve_environment(value: str, environments: Sequence[Environment], role: str) -> Environment:
-    """A postgres:// URL, or the name of a configured environment."""
+def resolve_environment(
+    value: str, environments: Sequence[Environment], role: str, *, protect_urls: bool = False
+) -> Environment:
+    """A postgres:// URL, or the name of a configured environment. With `protect_urls` (apply, deploy), a raw URL
+    is protected: nothing says it is not production, so writing to it needs --yes."""
     if "://" in value:
-        return Environment(name=role, url=value)
+        return Environment(name=role, url=value, protected=protect_urls)
     for env in environments:
         if env.name == value:
             return env
-    known = ", ".join(e.name for e in environments) or "none configured"
+    if not environments:
+        raise ConfigError(
+            f"--{role} '{value}' is neither a postgresql:// URL nor a configured environment (none configured). "
+            f"Next step: pass a postgresql:// URL, or {CONFIGURE_NEXT_STEP.removeprefix('Next step: ')}"
+        )
+    known = ", ".join(e.name for e in environments)
     raise ConfigError(f"--{role} '{value}' is neither a postgresql:// URL nor a configured environment ({known})")
 
 
@@ -48,6 +57,11 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--include-kind", action="append", dest="include_kinds", help=f"one of {', '.join(KINDS)}")
     parser.add_argument("--exclude-kind", action="append", dest="exclude_kinds", help="leave this kind out")
     parser.add_argument("--include-managed", action="store_true", help="also compare Supabase-managed schemas")
+    parser.add_argument(
+        "--ignore-uncompared",
+        action="store_true",
+        help="exit 0 even when objects pgshift does not compare (rules, publications...) differ",
+    )
 
 
 def run_compare(args: argparse.Namespace, environments: Sequence[Environment] = ()) -> int:
@@ -72,23 +86,32 @@ def run_compare(args: argparse.Namespace, environments: Sequence[Environment] = 
         print(result.model_dump_json(indent=2))
     else:
         print(render_compare(result))
-    return EXIT_OK if result.in_sync else EXIT_PENDING
+    uncompared_drift = result.uncompared_differ and not getattr(args, "ignore_uncompared", False)
+    return EXIT_OK if result.in_sync and not uncompared_drift else EXIT_PENDING
 
 
 def render_compare(result: CompareResult) -> str:
-    """A short human-readable report: one line per difference, fields indented below changes."""
+    """A short human-readable report: one line per difference, fields indented below changes, then the objects
+    not compared (`+`/`-` on one side only, `~` defined differently, `=` the same on both)."""
     if result.in_sync:
-        return f"in sync: '{result.target}' matches '{result.source}' ({', '.join(result.kinds)})"
-    s = result.summary
-    lines = [
-        f"'{result.target}' differs from '{result.source}': {s.added} to add, {s.removed} to remove, "
-        f"{s.changed} changed"
-    ]
+        lines = [f"in sync: '{result.target}' matches '{result.source}' ({', '.join(result.kinds)})"]
+    else:
+        s = result.summary
+        lines = [
+            f"'{result.target}' differs from '{result.source}': {s.added} to add, {s.removed} to remove, "
+            f"{s.changed} changed"
+        ]
     sign = {"added": "+", "removed": "-", "changed": "~"}
     for d in result.differences.data:
         lines.append(f"{sign[d.change]} {d.kind} {d.name}")
         for f in d.fields:
             lines.append(f"    {f.field}: {json.dumps(f.before)} -> {json.dumps(f.after)}")
+    if result.uncompared is not None:
+        lines.append(f"{result.uncompared_note}; pgshift neither compares nor plans them:")
+        for o in result.uncompared.data:
+            mark = "~" if o.differs else "=" if o.in_source and o.in_target else "+" if o.in_source else "-"
+            detail = f" ({o.detail})" if o.detail else ""
+            lines.append(f"{mark} not compared: {o.kind} {o.name}{detail}")
     return "\n".join(lines)
 
 
@@ -156,9 +179,10 @@ def run_plan(args: argparse.Namespace, environments: Sequence[Environment] = ())
     return EXIT_PENDING
 
 
-def _target_db(value: str) -> tuple[Databases, str]:
-    """Databases holding the one target environment, and its name."""
-    env = resolve_environment(value, load_environments(), "target")
+def _target_db(value: str, *, writes: bool = False) -> tuple[Databases, str]:
+    """Databases holding the one target environment, and its name (a raw URL is protected when the command
+    writes)."""
+    env = resolve_environment(value, load_environments(), "target", protect_urls=writes)
     return Databases([env]), env.name
 
 
@@ -188,6 +212,8 @@ def _check(args: argparse.Namespace) -> int:
     from tools.migrations.check import check_migration, render_text
 
     db, name = _target_db(args.target)
+    if args.migration != "-" and is_migrations_folder(args.migration):
+        return _check_folder(args, db, name)
     sql = sys.stdin.read() if args.migration == "-" else None
     migration = None if args.migration == "-" else args.migration
     result = _run(db, lambda: check_migration(db, name, sql, migration, dry_run=not args.no_dry_run))
@@ -195,22 +221,76 @@ def _check(args: argparse.Namespace) -> int:
     return EXIT_OK if result.ok else EXIT_PENDING
 
 
+def is_migrations_folder(path: str) -> bool:
+    """A folder of migrations (prisma/migrations, supabase/migrations), not one Prisma migration folder."""
+    folder = Path(path)
+    return folder.is_dir() and not (folder / "migration.sql").is_file()
+
+
+def _check_folder(args: argparse.Namespace, db: Databases, name: str) -> int:
+    """Check every migration of a folder that the target has not applied, in order. Only the first is dry-run:
+    the later ones need the earlier ones, which the target does not have yet (each dry run is rolled back)."""
+    from tools.migrations.check import check_migration, render_text
+
+    async def each() -> tuple[list[str], list[Any]]:
+        pending = await pending_migrations(db, name, args.migration)
+        results = [
+            await check_migration(db, name, None, path, dry_run=not args.no_dry_run and i == 0)
+            for i, path in enumerate(pending)
+        ]
+        return pending, results
+
+    pending, results = _run(db, each)
+    if args.json:
+        rows = [{"migration": m, **r.model_dump(mode="json")} for m, r in zip(pending, results, strict=True)]
+        print(json.dumps(rows, indent=2))
+    elif not pending:
+        print(f"every migration of {args.migration} is already applied on '{name}'")
+    else:
+        print("\n\n".join(f"== {m}\n{render_text(r)}" for m, r in zip(pending, results, strict=True)))
+        if len(pending) > 1 and not args.no_dry_run:
+            print(f"(only {pending[0]} was dry-run: the later ones build on it)", file=sys.stderr)
+    return EXIT_OK if all(r.ok for r in results) else EXIT_PENDING
+
+
+async def pending_migrations(db: Databases, name: str, directory: str) -> list[str]:
+    """The paths of the folder's migrations that `name` has not applied (pending, failed or edited), in order."""
+    from tools import ledger
+    from tools.deploy import migration_state
+    from tools.migrations.folder import read_migrations
+
+    folder = read_migrations(directory)
+    async with db.read_only(name, snapshot=True) as conn:
+        history = await ledger.read_history(conn)
+    return [str(m.path) for m in folder.migrations if m.path and migration_state(history, m) != "applied"]
+
+
 def _confirmed(first: Any, yes: bool, again: Callable[[str], Awaitable[Any]], db: Databases) -> Any:
     """With --yes (the person or CI running the command approves), approve the filed request and run it once;
-    without, withdraw it (the command is re-run with --yes, never continued by id)."""
+    without, withdraw it and say so in CLI words (the command is re-run with --yes, never continued by id)."""
     if first.status != "confirmation_required":
         return first
     if not yes:
         ApprovalStore().withdraw(first.approval_id)
-        return first
+        return first.model_copy(update={"approval_id": None, "message": needs_yes(first.environment)})
     ApprovalStore().approve(first.approval_id)
     return _run(db, lambda: again(first.approval_id))
+
+
+def needs_yes(target: str) -> str:
+    return f"{named(target)} is protected: nothing was run. Re-run the same command with --yes to run it."
+
+
+def named(target: str) -> str:
+    """How messages name a target: a raw URL (resolved as 'target') is protected because nothing says it is not
+    production."""
+    return "the URL given as --target (a raw URL is always protected)" if target == "target" else f"'{target}'"
 
 
 def _apply(args: argparse.Namespace) -> int:
     from tools.apply import apply_migration
 
-    db, name = _target_db(args.target)
+    db, name = _target_db(args.target, writes=True)
     sql = sys.stdin.read() if args.migration == "-" else None
     migration = None if args.migration == "-" else args.migration
 
@@ -219,11 +299,21 @@ def _apply(args: argparse.Namespace) -> int:
 
     first = _run(db, lambda: call(None))
     result = _confirmed(first, args.yes, call, db)
-    _emit(result, args.json, lambda r: r.message)
+    _emit(result, args.json, render_apply)
     if result.status == "confirmation_required":
-        print(f"'{name}' is protected: re-run with --yes to apply these statements.", file=sys.stderr)
+        print(
+            f"pgshift apply: {named(name)} is protected: re-run with --yes to apply these statements.", file=sys.stderr
+        )
         return EXIT_PENDING
     return EXIT_OK
+
+
+def render_apply(result: Any) -> str:
+    """The message; when a confirmation is needed, the statements it would run first."""
+    if result.status != "confirmation_required":
+        return str(result.message)
+    listed = "\n".join(f"  {i}. {s.sql}" for i, s in enumerate(result.statements, 1))
+    return f"{listed}\n{result.message}"
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -238,7 +328,7 @@ def _status(args: argparse.Namespace) -> int:
 def _deploy(args: argparse.Namespace) -> int:
     from tools.deploy import deploy, render_deploy
 
-    db, name = _target_db(args.target)
+    db, name = _target_db(args.target, writes=True)
 
     def call(token: str | None) -> Awaitable[Any]:
         return deploy(db, name, args.migrations, token)
@@ -247,7 +337,7 @@ def _deploy(args: argparse.Namespace) -> int:
     result = _confirmed(first, args.yes, call, db)
     _emit(result, args.json, render_deploy)
     if result.status == "confirmation_required":
-        print(f"'{name}' is protected: re-run with --yes to deploy.", file=sys.stderr)
+        print(f"pgshift deploy: {named(name)} is protected: re-run with --yes to deploy.", file=sys.stderr)
         return EXIT_PENDING
     return EXIT_ERROR if result.status == "failed" else EXIT_OK
 
@@ -301,7 +391,10 @@ def add_schema_commands(sub: Any) -> None:
 
     check = sub.add_parser("check", help="rewrite, lint and dry-run a migration against a target")
     target(check)
-    check.add_argument("migration", help="a .sql file, a Prisma migration folder, or - for standard input")
+    check.add_argument(
+        "migration",
+        help="a .sql file, a Prisma migration folder, a migrations folder (each migration the target lacks), or -",
+    )
     check.add_argument("--no-dry-run", action="store_true", help="do not run it on the target")
     check.set_defaults(func=_check)
 

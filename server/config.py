@@ -11,6 +11,10 @@
 
 With no file: `local` from DATABASE_URL and `production` from SUPABASE_DB_URL, read from the process
 environment or, as Prisma does, from ./.env. An environment whose variable is unset is left out.
+
+The server never dies of its configuration: `load_configuration` turns a broken one (bad TOML, an unset variable,
+a URL that is not postgresql://) into a `problem` that every tool call answers with, next step included, so a
+client shows it instead of "Connection closed". With nothing configured, tools answer with NOTHING_CONFIGURED.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +32,34 @@ from tools.errors import ConfigError
 DEFAULT_VARIABLES = {"local": "DATABASE_URL", "production": "SUPABASE_DB_URL"}
 PROTECTED_BY_DEFAULT = frozenset({"production", "prod"})
 CONFIG_ENV_VAR = "PGSHIFT_CONFIG"
+
+CONFIGURE_NEXT_STEP = (
+    "Next step: set DATABASE_URL (local) and SUPABASE_DB_URL (production) to postgresql:// URLs in the `env` block "
+    "of the MCP client's server entry or in ./.env of the directory the server runs in, or create pgshift.toml "
+    'there with [environments.local] url_env = "DATABASE_URL"; then restart the server (Claude Code: /mcp, then '
+    "reconnect)."
+)
+NOTHING_CONFIGURED = f"no database environment is configured. {CONFIGURE_NEXT_STEP}"
+FIX_AND_RESTART = (
+    "Next step: fix it, then restart the server (Claude Code: /mcp, then reconnect). Until then every tool answers "
+    "with this error; `pgshift serve` run in a terminal prints the same message."
+)
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """The environments the server starts with, and what is wrong with the configuration (None: nothing)."""
+
+    environments: list[Environment]
+    problem: str | None = None
+
+
+def load_configuration(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> Configuration:
+    """Like `load_environments`, but never raises: a broken configuration becomes a `problem`."""
+    try:
+        return Configuration(load_environments(cwd, environ))
+    except ConfigError as exc:
+        return Configuration([], f"pgshift configuration error: {exc}. {FIX_AND_RESTART}")
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -67,9 +100,15 @@ def _from_table(table: Mapping[str, Any], environ: Mapping[str, str], dotenv: Ma
         if url is None and "url_env" in spec:
             url = _lookup(str(spec["url_env"]), environ, dotenv)
             if url is None:
-                raise ConfigError(f"environment '{name}': variable {spec['url_env']} is not set (nor in .env)")
+                raise ConfigError(
+                    f"environment '{name}': variable {spec['url_env']} is not set (set it in the `env` block of the "
+                    "MCP client's server entry, or in ./.env)"
+                )
         if not isinstance(url, str) or not url.startswith(("postgres://", "postgresql://")):
-            raise ConfigError(f"environment '{name}' needs url = 'postgresql://...' or url_env = 'VARIABLE'")
+            raise ConfigError(
+                f"environment '{name}' needs url = 'postgresql://...' or url_env = 'VARIABLE' naming a variable that "
+                "holds a postgresql:// URL"
+            )
         out.append(
             Environment(
                 name=name,

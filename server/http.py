@@ -7,6 +7,7 @@ Every HTTP request without `Authorization: Bearer <token>` gets 401 before it re
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import os
 import secrets
 import sys
@@ -45,9 +46,32 @@ def http_app(app: Any, token: str) -> ASGIApp:
     return BearerAuth(app.streamable_http_app(), token)
 
 
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost; any other name or address (0.0.0.0 included) is reachable from elsewhere."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def exposure_warning(host: str) -> str | None:
+    if is_loopback(host):
+        return None
+    return (
+        f"pgshift: WARNING: --host {host} is not a loopback address: other machines can reach this server, which "
+        "holds database credentials and runs SQL for whoever has the bearer token. The token travels in clear text "
+        "over plain HTTP: use 127.0.0.1 (the default) unless a TLS proxy or a private network stands in front."
+    )
+
+
 def serve_http(app: Any, *, host: str = "127.0.0.1", port: int = 8765) -> None:
     import uvicorn
 
+    warning = exposure_warning(host)
+    if warning:
+        print(warning, file=sys.stderr)
     token = os.environ.get(TOKEN_ENV_VAR)
     if not token:
         token = secrets.token_urlsafe(32)

@@ -7,6 +7,7 @@ into a tool error the assistant can read, scrubbed of secrets. Protocol misuse s
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -18,16 +19,21 @@ from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resolve import Elicit, Resolve
+from mcp.server.mcpserver.tools.base import Tool
+from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
+from pydantic_core import ErrorDetails
 
 from server.app import AppState
+from server.config import CONFIGURE_NEXT_STEP
 from tools import apply, catalog, compare, execute
 from tools import deploy as deploying
 from tools.approval import ApprovalRequest, Drafts, describe
 from tools.errors import ConfigError, NotAllowed, PgshiftError
 from tools.migrations import check
 from tools.migrations.folder import checked_path, contained
+from tools.model import KINDS
 from tools.untrusted import INLINE_NOTICE, answer_boundary, fence_text, is_fenced
 
 log = logging.getLogger("pgshift")
@@ -41,6 +47,17 @@ DRY_RUN = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempote
 WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False)
 
 Env = Annotated[str, Field(description="Name of a configured environment (see list_environments), e.g. 'local'")]
+
+
+def _known_kind(value: str) -> str:
+    if value not in KINDS:
+        raise ValueError(f"'{value}' is not an object kind; use one of {', '.join(KINDS)}")
+    return value
+
+
+Kind = Annotated[str, AfterValidator(_known_kind), WithJsonSchema({"type": "string", "enum": list(KINDS)})]
+"""An object kind: enumerated in the tool's schema, and refused by name when unknown."""
+
 APPROVAL_ID = (
     "Protected environments: the approval_id a previous call returned, once a person approved it at a terminal "
     "(pgshift approve <id>). You cannot approve it yourself."
@@ -151,9 +168,14 @@ def guarded(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         ctx = next((a for a in [*args, *kwargs.values()] if isinstance(a, Context)), None)
         scrub: Callable[[str], str] = state(ctx).db.scrub if ctx is not None else (lambda s: s)
+        if ctx is not None and state(ctx).config_problem is not None:
+            raise ToolError(str(state(ctx).config_problem))
         with answer_boundary():
             try:
                 return await fn(*args, **kwargs)
+            except ConfigError as exc:
+                nothing = ctx is not None and not state(ctx).db.names()
+                raise tool_error(scrub(f"{exc}. {CONFIGURE_NEXT_STEP}" if nothing else str(exc))) from None
             except PgshiftError as exc:
                 raise tool_error(scrub(str(exc))) from None
             except asyncpg.PostgresError as exc:
@@ -246,7 +268,7 @@ def register_tools(app: MCPServer[AppState]) -> None:
                 guarded(fn),
                 name=fn.__name__,
                 title=title,
-                description=fn.__doc__,
+                description=inspect.cleandoc(fn.__doc__ or ""),
                 annotations=annotations.model_copy(update={"title": title}),
                 structured_output=True,
             )
@@ -257,7 +279,10 @@ def register_tools(app: MCPServer[AppState]) -> None:
     @tool(READ, "List environments")
     async def list_environments(ctx: Context) -> catalog.EnvironmentList:
         """List the configured database environments: name, URL (password masked), server version, whether it is
-        reachable, protected (writes need a person's approval) and read_only."""
+        reachable, protected (writes need a person's approval) and read_only. With none configured, an error that
+        says how to configure them."""
+        if not state(ctx).db.names():
+            raise ConfigError("no database environment is configured")
         return await catalog.list_environments(state(ctx).db)
 
     @tool(READ, "List tables")
@@ -317,8 +342,8 @@ def register_tools(app: MCPServer[AppState]) -> None:
         schemas: Annotated[
             list[str] | None, Field(description="Schemas to compare (default: every non-system, non-Supabase one)")
         ] = None,
-        include_kinds: Annotated[list[str] | None, Field(description="Only these object kinds")] = None,
-        exclude_kinds: Annotated[list[str] | None, Field(description="Leave these object kinds out")] = None,
+        include_kinds: Annotated[list[Kind] | None, Field(description="Only these object kinds")] = None,
+        exclude_kinds: Annotated[list[Kind] | None, Field(description="Leave these object kinds out")] = None,
         include_managed: Annotated[
             bool, Field(description="Also compare Supabase-managed schemas (auth, storage, ...)")
         ] = False,
@@ -433,3 +458,53 @@ def register_tools(app: MCPServer[AppState]) -> None:
             return await deploying.deploy(st.db, environment, directory, request_id, approvals=st.approvals)
 
         return await (settle(ctx, first, answer, run) if first is not None else run(approval_id))
+
+
+class StrictTool(Tool):
+    """A tool that refuses arguments it does not take and explains every invalid argument in one sentence."""
+
+    async def run(self, arguments: dict[str, Any], context: Any, convert_result: bool = False) -> Any:
+        try:
+            self.fn_metadata.validate_arguments(arguments)
+        except ValidationError as exc:
+            sentences = " ".join(argument_error(e, self.parameters) for e in exc.errors())
+            raise ToolError(f"{self.name}: invalid arguments, nothing was run. {sentences}") from None
+        return await super().run(arguments, context, convert_result)
+
+
+def argument_error(error: ErrorDetails, schema: dict[str, Any]) -> str:
+    """One sentence for one pydantic error, naming the argument and what it takes."""
+    where = ".".join(str(part) for part in error["loc"]) or "arguments"
+    if error["type"] == "extra_forbidden":
+        takes = ", ".join(sorted(schema.get("properties", {})))
+        return f"'{where}' is not an argument of this tool (it takes: {takes})."
+    if error["type"] == "missing":
+        return f"'{where}' is required."
+    shown = repr(error.get("input"))
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    return f"'{where}': {error['msg'].removeprefix('Value error, ')} (got {shown})."
+
+
+def strict(tool: Tool) -> StrictTool:
+    """The same tool, with an argument model that forbids unknown arguments (the SDK's `ArgModelBase` allows them
+    silently) and a description without docstring indentation."""
+    base = tool.fn_metadata.arg_model
+    model: type[ArgModelBase] = type(
+        base.__name__, (base,), {"model_config": ConfigDict(extra="forbid"), "__module__": base.__module__}
+    )
+    metadata = tool.fn_metadata.model_copy(update={"arg_model": model})
+    fields = {name: getattr(tool, name) for name in Tool.model_fields}
+    fields.update(
+        fn_metadata=metadata,
+        parameters=model.model_json_schema(by_alias=True),
+        description=inspect.cleandoc(tool.description),
+    )
+    return StrictTool(**fields)
+
+
+def strict_tools(app: MCPServer[AppState]) -> None:
+    """Make every registered tool strict. The SDK adds tools from functions only, so the registered `Tool` objects
+    are replaced in its tool manager."""
+    manager = app._tool_manager
+    for tool in manager.list_tools():
+        manager._tools[tool.name] = strict(tool)

@@ -46,7 +46,7 @@ def test_status_deploy_status_goes_from_pending_to_in_sync(
     assert main(["status", "--target", target, "--json"]) == 2
     before = json.loads(capsys.readouterr().out)
     assert before["environments"][0]["in_sync"] is False
-    assert main(["deploy", "--target", target]) == 0
+    assert main(["deploy", "--target", target, "--yes"]) == 0
     assert main(["status", "--target", target]) == 0
     capsys.readouterr()
     assert main(["deploy", "--target", target, "--json"]) == 0
@@ -73,9 +73,51 @@ def test_a_protected_target_needs_yes_to_apply(target: str, project: Path, capsy
     assert rows == {"20240101000000": "applied", "20240202000000": "pending"}
 
 
+def test_a_raw_url_target_is_protected_so_apply_and_deploy_need_yes_and_say_so_in_cli_words(
+    target: str, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    migration = "prisma/migrations/20240101000000_init"
+    assert main(["apply", "--target", target, migration, "--name", "init"]) == 2
+    captured = capsys.readouterr()
+    assert '"Note"' in captured.out and "re-run with --yes" in captured.err
+    assert "approval_id" not in captured.out + captured.err and "pgshift approve" not in captured.out + captured.err
+    assert main(["deploy", "--target", target, "--json"]) == 2
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "confirmation_required" and out["approval_id"] is None and "--yes" in out["message"]
+    assert main(["status", "--target", target]) == 2  # nothing was applied
+
+
+def test_check_given_a_migrations_folder_checks_each_migration_the_target_lacks(
+    target: str, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["check", "--target", target, "prisma/migrations"]) == 0
+    out = capsys.readouterr().out
+    assert "20240101000000_init" in out and "20240202000000_body" in out and out.count("ready to apply") == 2
+    assert main(["apply", "--target", target, "prisma/migrations/20240101000000_init", "--name", "init", "--yes"]) == 0
+    capsys.readouterr()
+    assert main(["check", "--target", target, "prisma/migrations", "--json"]) == 0
+    checked = json.loads(capsys.readouterr().out)
+    assert [Path(c["migration"]).parent.name for c in checked] == ["20240202000000_body"]
+
+
+def test_check_never_calls_a_migration_with_lint_errors_ready_to_apply(
+    target: str, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["apply", "--target", target, "prisma/migrations/20240101000000_init", "--name", "init", "--yes"]) == 0
+    (project / "drop.sql").write_text('DROP TABLE "Note";\n')
+    capsys.readouterr()
+    main(["check", "--target", target, "drop.sql"])
+    out = capsys.readouterr().out
+    assert "error(s)" in out and "lint: 0 error(s)" not in out and "ready to apply" not in out, out
+    assert "no blocker, but read the lint error(s) before applying" in out, out
+
+
 def test_an_unknown_target_is_an_error_exit(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["status", "--target", "nowhere"]) == 1
-    assert "neither a postgresql:// URL nor a configured environment" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert (
+        "neither a postgresql:// URL nor a configured environment" in err and "Next step: pass a postgresql://" in err
+    )
 
 
 # A password with every character a URL gives a meaning to, unencoded; each fragment is distinctive ("Qz").

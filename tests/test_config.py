@@ -99,3 +99,16 @@ def test_a_password_with_url_characters_is_masked_whole() -> None:
         assert "Qz" not in scrub(f"failed: {url} and more", url_secrets(url))
         if " " not in password:  # without knowing the secret, a URL in free text is masked up to its last '@'
             assert "Qz" not in scrub(f"failed: {url} and more")
+
+
+def test_load_configuration_never_raises_it_turns_a_broken_file_into_a_problem_with_the_next_step(
+    tmp_path: Path,
+) -> None:
+    from server.config import load_configuration
+
+    (tmp_path / "pgshift.toml").write_text("[environments.local]\nurl_env = 'UNSET_VAR'\n")
+    broken = load_configuration(tmp_path, {})
+    assert broken.environments == [] and broken.problem is not None
+    assert "UNSET_VAR is not set" in broken.problem and "Next step: fix it, then restart the server" in broken.problem
+    fine = load_configuration(tmp_path, {"UNSET_VAR": "postgresql://u@h/db"})
+    assert fine.problem is None and [e.name for e in fine.environments] == ["local"]

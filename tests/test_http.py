@@ -138,3 +138,18 @@ async def test_over_http_bad_input_never_reaches_stderr_as_a_traceback_or_a_pass
     by_name = {e["name"]: e for e in listed.structured_content["environments"]}
     assert by_name["production"]["reachable"] and "environment 'local'" in by_name["local"]["error"]
     assert broken.is_error and "Qz" not in repr(listed) + repr(broken)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"])
+def test_a_loopback_host_is_served_without_a_warning(host: str) -> None:
+    from server.http import exposure_warning
+
+    assert exposure_warning(host) is None
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.10", "example.com"])
+def test_a_non_loopback_host_is_warned_about(host: str) -> None:
+    from server.http import exposure_warning
+
+    warning = exposure_warning(host)
+    assert warning is not None and f"--host {host} is not a loopback address" in warning and "127.0.0.1" in warning

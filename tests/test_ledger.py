@@ -96,7 +96,9 @@ async def test_an_applied_prisma_migration_is_recorded_in_all_three_places(fresh
         [migration.sql],
         "applied",
     )
-    assert history.supabase == [ledger.SupabaseRow(version="20240101000000", name="init", statements=[migration.sql])]
+    # Supabase's row holds the author's statements as the parser splits them (what `supabase migration fetch` reads)
+    authored = ['CREATE TABLE "A" (id int)']
+    assert history.supabase == [ledger.SupabaseRow(version="20240101000000", name="init", statements=authored)]
     (prow,) = history.prisma
     assert (prow.migration_name, prow.checksum, prow.applied_steps_count) == (
         "20240101000000_init",
@@ -150,7 +152,7 @@ async def test_a_supabase_table_created_by_a_newer_cli_is_written_through_its_th
         assert await conn.fetchval("SELECT to_regclass('public._prisma_migrations')") is None
     finally:
         await conn.close()
-    assert history.applied_versions() == {"20240108234540"}
+    assert history.supabase_versions() == {"20240108234540"} and history.is_applied(migration)
 
 
 async def test_a_supabase_table_from_an_old_cli_gets_the_missing_columns(fresh_db: str) -> None:
@@ -192,3 +194,29 @@ async def test_prisma_history_goes_to_the_schema_prisma_uses(fresh_db: str) -> N
         await conn.close()
     assert names == ["20240101000000_init"]
     assert default.prisma == [] and [r.migration_name for r in custom.prisma] == names
+
+
+async def test_a_ledger_from_before_reapplying_lets_a_reverted_migration_be_recorded_again(fresh_db: str) -> None:
+    migration = Migration(version="1", name="first", source="supabase", sql="SELECT 1", checksum="x")
+    conn = await asyncpg.connect(fresh_db)
+    try:
+        await conn.execute(ledger.CREATE_LEDGER)
+        await conn.execute(
+            f"CREATE UNIQUE INDEX migrations_applied_version ON {ledger.LEDGER} (version) WHERE outcome = 'applied'"
+        )
+        for _ in range(2):  # applied, reverted by `supabase migration repair --status reverted 1`, applied again
+            async with conn.transaction():
+                await ledger.record(
+                    conn,
+                    migration,
+                    statements=["SELECT 1"],
+                    started_at=datetime.now(UTC),
+                    duration_ms=1,
+                    outcome="applied",
+                )
+            await conn.execute(f"DELETE FROM {ledger.SUPABASE} WHERE version = '1'")
+        history = await ledger.read_history(conn)
+    finally:
+        await conn.close()
+    assert [(r.version, r.outcome) for r in history.ledger] == [("1", "applied"), ("1", "applied")]
+    assert not history.is_applied(migration)

@@ -145,3 +145,52 @@ def test_a_new_enum_label_used_later_in_the_same_script_is_an_error() -> None:
     assert (finding.line, finding.object, finding.severity) == (2, "mood", "error")
     safe = "ALTER TYPE mood ADD VALUE 'meh';\nUPDATE account SET mood = 'sad' WHERE id = 1;\n"
     assert LintRule.NEW_ENUM_VALUE_USED_IN_TRANSACTION not in _rules(safe)
+
+
+def _fk_findings(sql: str, existing: set[str] | None = EXISTING) -> list[tuple[str, int]]:
+    findings = lint(split_statements(sql), existing_tables=existing)
+    return [(f.object, f.line) for f in findings if f.rule is LintRule.FOREIGN_KEY_LOCKS_REFERENCED_TABLE]
+
+
+def test_a_new_table_with_a_foreign_key_to_an_existing_table_warns_that_it_locks_the_existing_one() -> None:
+    script = "CREATE TABLE note (id int, account_id int REFERENCES account (id));\n"
+    assert _fk_findings(script) == [("public.account", 1)]
+    (finding,) = [f for f in lint(split_statements(script), existing_tables=EXISTING) if f.rule.value.startswith("fo")]
+    assert "SHARE ROW EXCLUSIVE" in finding.message and finding.hazard is HazardKind.SHARE_LOCK
+    timeouts = [
+        f for f in lint(split_statements(script), existing_tables=EXISTING) if f.rule is LintRule.REQUIRE_LOCK_TIMEOUT
+    ]
+    assert [f.object for f in timeouts] == ["public.account"]
+
+
+def test_a_table_level_foreign_key_and_a_prisma_style_alter_on_a_new_table_are_flagged_too() -> None:
+    script = (
+        'CREATE TABLE "Note" (id int, a int, p int, CONSTRAINT n_a FOREIGN KEY (a) REFERENCES account (id));\n'
+        'ALTER TABLE "Note" ADD CONSTRAINT "Note_p_fkey" FOREIGN KEY ("p") REFERENCES "post"("id");\n'
+    )
+    assert _fk_findings(script) == [("public.account", 1), ("public.post", 2)]
+
+
+def test_a_foreign_key_lock_is_not_flagged_once_the_script_sets_a_lock_timeout() -> None:
+    script = "SET lock_timeout = '5s';\nCREATE TABLE note (id int, account_id int REFERENCES account (id));\n"
+    assert _fk_findings(script) == []
+    assert LintRule.REQUIRE_LOCK_TIMEOUT not in {
+        f.rule for f in lint(split_statements(script), existing_tables=EXISTING)
+    }
+
+
+def test_a_foreign_key_to_a_table_the_script_creates_or_to_itself_is_not_flagged() -> None:
+    script = (
+        "CREATE TABLE parent (id int PRIMARY KEY);\n"
+        "CREATE TABLE child (id int PRIMARY KEY, parent_id int REFERENCES parent, up int REFERENCES child);\n"
+    )
+    assert _fk_findings(script) == []
+
+
+def test_adding_a_foreign_key_to_an_existing_table_without_not_valid_flags_the_referenced_table() -> None:
+    risky = "SET lock_timeout = '5s';\nALTER TABLE post ADD FOREIGN KEY (author) REFERENCES account (id);\n"
+    assert _fk_findings(risky) == [("public.account", 2)]
+    safe = risky.replace(");\n", ") NOT VALID;\n")
+    assert _fk_findings(safe) == []
+    column = "SET lock_timeout = '5s';\nALTER TABLE post ADD COLUMN owner int REFERENCES account;\n"
+    assert _fk_findings(column) == [("public.account", 2)]

@@ -2,7 +2,9 @@
 
 Each corpus chain is replayed twice side by side: the author's files into one database, the rewritten files into
 another (each rewritten file run twice). After every migration both schemas must be equal (by `pg_dump`, the
-independent judge), and the second run of a rewritten file must succeed without changing the dump.
+independent judge), and the second run of a rewritten file must succeed without changing the dump. Statements that
+write rows are never rewritten (a migration meant to fail on a duplicate row must still fail), so the second run
+leaves them out: they are not re-runnable, by design.
 
 hoppscotch runs on PostgreSQL 15 (Supabase's version, pg_trgm available). chatbot-ui needs pgvector, which only
 the embedded PostgreSQL 18 build ships, on a Supabase-shaped database; its `http` extension exists on neither
@@ -25,8 +27,10 @@ from support_prepare import (
 
 from tools.judge import dump_schema, normalise_dump
 from tools.localpg import LocalPostgres
-from tools.migrations.parse import split_statements
+from tools.migrations.parse import StatementKind, split_statements
 from tools.migrations.rewrite import rewrite_for_target
+
+_WRITES_ROWS = frozenset({StatementKind.INSERT, StatementKind.UPDATE, StatementKind.DELETE, StatementKind.MERGE})
 
 
 @pytest.mark.parametrize("chain", chains(), ids=lambda c: c.name)
@@ -46,14 +50,17 @@ async def test_the_rewritten_chain_builds_the_same_schema_and_running_it_twice_c
         for path in chain.files:
             label = chain.label(path)
             script, left_out = without_unavailable_extensions(path.read_text(), available)
-            rewritten = rewrite_for_target(split_statements(script), supabase=chain.supabase).script
+            result = rewrite_for_target(split_statements(script), supabase=chain.supabase)
+            rewritten = result.script
+            again = "".join(f"{s.sql};\n" for s in result.statements if s.kind not in _WRITES_ROWS)
             await execute(original_url, script)
             await execute(rewritten_url, rewritten)
             once = normalise_dump(await dump_schema(rewritten_url, bin_dir))
             original = normalise_dump(await dump_schema(original_url, bin_dir))
             note = f" (left out, not on this server: {', '.join(left_out)})" if left_out else ""
             assert once == original, f"{chain.name}/{label}{note}: the rewritten migration built another schema"
-            await execute(rewritten_url, rewritten)
+            if again:
+                await execute(rewritten_url, again)
             twice = normalise_dump(await dump_schema(rewritten_url, bin_dir))
             assert twice == once, f"{chain.name}/{label}{note}: a second run of the rewritten migration changed it"
             checked += 1

@@ -263,3 +263,62 @@ async def test_statement_timeout_cancels_long_queries(app_db: str) -> None:
             await execute_sql(db, ApprovalStore(), "local", slow, statement_timeout_ms=200)
     finally:
         await db.close()
+
+
+async def test_tool_descriptions_carry_no_docstring_indentation() -> None:
+    async with make_client([]) as client:
+        tools = (await client.list_tools()).tools
+    for t in tools:
+        assert t.description and not any(line.startswith(" ") for line in t.description.splitlines()), t.name
+
+
+async def test_an_unknown_argument_is_refused_by_name_and_the_schema_forbids_extras() -> None:
+    async with make_client([]) as client:
+        tools = (await client.list_tools()).tools
+        message = await call_error(client, "list_tables", environment="local", verbos=True)
+    assert all(t.input_schema.get("additionalProperties") is False for t in tools)
+    assert "'verbos' is not an argument of this tool (it takes: environment, schemas, verbose)." in message
+
+
+async def test_each_invalid_argument_gets_one_sentence_instead_of_pydantic_text() -> None:
+    async with make_client([]) as client:
+        message = await call_error(client, "execute_sql", sql="SELECT 1", limit="many")
+    assert "execute_sql: invalid arguments, nothing was run." in message
+    assert "'environment' is required." in message and "'limit': " in message and "(got 'many')." in message
+    assert "validation error" not in message and "pydantic" not in message and "For further information" not in message
+
+
+async def test_object_kinds_are_an_enum_in_the_schema_and_an_unknown_kind_is_named() -> None:
+    from tools.model import KINDS
+
+    async with make_client([]) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        message = await call_error(client, "compare_schemas", include_kinds=["tabel"])
+    include = tools["compare_schemas"].input_schema["properties"]["include_kinds"]
+    assert include["anyOf"][0]["items"]["enum"] == list(KINDS)
+    assert "'tabel' is not an object kind" in message
+
+
+async def test_a_plan_blocked_by_data_loss_keeps_its_statements_but_not_its_script_over_mcp(
+    db18: str, pg18: LocalPostgres
+) -> None:
+    from conftest import create_database, drop_database
+
+    target = await create_database(pg18, "blocked")
+    conn = await asyncpg.connect(target)
+    try:
+        await conn.execute("CREATE TABLE gone (id int)")
+    finally:
+        await conn.close()
+    try:
+        envs = [Environment(name="local", url=db18), Environment(name="production", url=target)]
+        async with make_client(envs) as client:
+            plan = (await call(client, "compare_schemas", plan=True))["plan"]["data"]
+            allowed = (await call(client, "compare_schemas", plan=True, allow_data_loss=True))["plan"]["data"]
+    finally:
+        await drop_database(pg18, target)
+    assert plan["blocked_by_data_loss"] and plan["script"] == ""
+    assert "would delete data" in plan["script_withheld"] and "allow_data_loss=true" in plan["script_withheld"]
+    assert [s["sql"] for s in plan["statements"]] == ["DROP TABLE public.gone"]
+    assert plan["statements"][0]["hazards"][0]["kind"] == "deletes_data"
+    assert allowed["script"] == "DROP TABLE public.gone;\n" and allowed["script_withheld"] is None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -34,20 +33,6 @@ async def test_python_m_server_over_stdio_lists_tools_and_answers_them(tmp_path:
     assert bad.is_error
     dumped = repr(envs) + repr(out) + repr(bad)
     assert "s3cr3t-pw" not in dumped and pg18.password not in dumped
-
-
-def test_a_bad_config_file_stops_the_server_with_a_clear_message(tmp_path: Path) -> None:
-    (tmp_path / "pgshift.toml").write_text("[environments.local]\nurl = 'mysql://nope'\n")
-    proc = subprocess.run(
-        [sys.executable, "-m", "server"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
-    assert proc.returncode == 1
-    assert "needs url = 'postgresql://...'" in proc.stderr
 
 
 async def test_compare_schemas_with_its_plan_works_over_stdio(

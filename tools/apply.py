@@ -15,11 +15,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Literal
 
+import asyncpg
+
 from tools import ledger
 from tools.approval import ApprovalStore, instruction
 from tools.databases import Databases
-from tools.errors import ConfigError
-from tools.migrations.check import check_migration
+from tools.errors import ConfigError, PgshiftError
+from tools.migrations.check import RewriteProof, check_migration, prepare_proven, prepared_from
 from tools.migrations.folder import Migration, checksum, checksum_matches, read_migration, read_migrations
 from tools.migrations.lint import lint
 from tools.migrations.runner import (
@@ -33,12 +35,11 @@ from tools.migrations.runner import (
     existing_tables,
     planned_statements,
     preflight,
-    prepare_for,
     statements_digest,
     target_fingerprint,
     verified_loss,
 )
-from tools.migrations.steps import Statement, body, plan_steps, prepare, split_statements
+from tools.migrations.steps import Prepared, Statement, body, plan_steps, split_statements
 from tools.untrusted import fence
 
 __all__ = ["ApplyResult", "PlannedStatement", "Timeouts", "apply_migration"]
@@ -95,7 +96,7 @@ async def apply_migration(
     *,
     approvals: ApprovalStore | None = None,
     timeouts: Timeouts | None = None,
-    prisma_schema: str = ledger.DEFAULT_PRISMA_SCHEMA,
+    prisma_schema: str | None = None,
     client: str = "pgshift",
     rewrite: bool = True,
 ) -> ApplyResult:
@@ -107,6 +108,7 @@ async def apply_migration(
     approvals = approvals or ApprovalStore()
     timeouts = timeouts or Timeouts()
     env = db.environment(environment)
+    prisma_schema = prisma_schema or env.prisma_schema or ledger.DEFAULT_PRISMA_SCHEMA  # the URL's ?schema=
     if not dry_run:
         db.require_writable(environment)
     target = resolve_migration(name, sql, migration, version)
@@ -123,7 +125,7 @@ async def apply_migration(
 
     if env.protected and approval_id is None:
         async with db.read_only(environment, snapshot=True) as ro:
-            prepared = await prepare_for(ro, parsed, rewrite=rewrite)
+            prepared, proof = await prepare_proven(db, environment, None, parsed, rewrite=rewrite)
             planned = planned_statements(prepared)
             await preflight(ro, environment, target, prepared.statements)
             history = await ledger.read_history(ro, prisma_schema)
@@ -149,12 +151,13 @@ async def apply_migration(
             target_fingerprint=fingerprint,
             approval_id=request.id,
             hazards=hazards,
-            message=instruction(request, f"these {len(planned)} statement(s) (send the same migration)"),
+            message=instruction(request, f"these {len(planned)} statement(s) (send the same migration)")
+            + _unguarded_note(proof),
         )
 
     try:
         async with apply_session(db, environment, timeouts) as conn:
-            prepared = await prepare_for(conn, parsed, rewrite=rewrite)
+            prepared, proof = await _prepare_on_session(db, environment, conn, parsed, rewrite, target)
             planned = planned_statements(prepared)
             if env.protected:
                 assert approval_id is not None
@@ -170,6 +173,7 @@ async def apply_migration(
             )
     except ConnectionLost as lost:
         raise await verified_loss(db, environment, lost, prisma_schema) from None
+    result = result.model_copy(update={"message": result.message + _unguarded_note(proof)})
     if generated:
         note = (
             f" No migration file holds this script and no version was given, so it is recorded as version "
@@ -190,7 +194,7 @@ async def _dry_run(
     """`check_migration` with its dry run (in a rolled-back transaction, or on a shadow database for scripts that
     cannot run in one), reported as this migration's plan. Nothing lasts on the target."""
     check = await check_migration(db, environment, sql=target.sql, dry_run=True)
-    prepared = prepare(parsed, supabase=check.supabase_target)
+    prepared = prepared_from(parsed, check.statements, check.supabase_target)
     dry = check.dry_run
     sign = {"added": "+", "removed": "-", "changed": "~"}
     changes = fence([f"{sign[c.change]} {c.kind} {c.key}" for c in dry.changes.data]) if dry is not None else None
@@ -203,8 +207,44 @@ async def _dry_run(
         hazards=list(check.lint),
         changes=changes,
         blockers=list(check.blockers),
-        message=f"dry run ({dry.mode if dry else 'not run'}), nothing lasts on '{environment}': {check.summary}",
+        message=f"dry run ({dry.mode if dry else 'not run'}), nothing lasts on '{environment}': {check.summary}"
+        + _unguarded_note(check.rewrite_proof),
     )
+
+
+async def _prepare_on_session(
+    db: Databases,
+    environment: str,
+    conn: asyncpg.Connection,
+    parsed: Sequence[Statement],
+    rewrite: bool,
+    target: Migration,
+) -> tuple[Prepared, RewriteProof | None]:
+    """`prepare_proven` on the apply session: a session lost during the proof's dry runs is a ConnectionLost."""
+    try:
+        return await prepare_proven(db, environment, conn, parsed, rewrite=rewrite)
+    except (PgshiftError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        if not _session_lost(conn):
+            raise
+        raise ConnectionLost(
+            f"migration {target.version} ({target.name}) failed before any of its statements ran: the connection was "
+            f"lost during the dry run that proves its rewrite ({type(exc).__name__}). That dry run's transaction was "
+            "rolled back: nothing of this migration remains and the history tables are unchanged.",
+            getattr(exc, "sqlstate", None),
+            target,
+        ) from None
+
+
+def _session_lost(conn: asyncpg.Connection) -> bool:
+    try:
+        return conn.is_closed()
+    except asyncpg.InterfaceError:  # the pool took the dead connection back
+        return True
+
+
+def _unguarded_note(proof: RewriteProof | None) -> str:
+    """Why the script ran without its idempotency guards ('' when they ran, or none were added)."""
+    return "" if proof is None or proof.guarded else f" Without idempotency guards: {proof.reason}."
 
 
 def _already(

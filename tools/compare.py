@@ -21,7 +21,7 @@ from tools.errors import ConfigError
 from tools.introspect import gc_paused, introspect
 from tools.model import KINDS, Schema, to_plain
 from tools.plan.planner import plan_migration
-from tools.plan.statement import Plan
+from tools.plan.statement import ClientPlan, Plan
 from tools.untrusted import Untrusted, fence
 
 
@@ -63,6 +63,17 @@ class CompareSummary(_Frozen):
     by_kind: dict[str, KindCounts] = Field(description="Counts per object kind that has differences")
 
 
+class NotCompared(_Frozen):
+    kind: str = Field(description="Object kind pgshift reads but does not compare or plan (rule, publication, ...)")
+    name: str = Field(description="Schema-qualified name (`publication: table` for a publication's member)")
+    detail: str | None = Field(default=None, description="The setting that defines it (storage, statistics target...)")
+    definition: str | None = Field(default=None, description="What defines it, as read from the source (else target)")
+    in_source: bool
+    in_target: bool
+    differs: bool = Field(default=False, description="On both sides, but defined differently")
+    target_definition: str | None = Field(default=None, description="When it differs: the target's definition")
+
+
 class CompareResult(_Frozen):
     source: str
     target: str
@@ -74,11 +85,28 @@ class CompareResult(_Frozen):
     )
     schemas: list[str] | None = Field(description="Schemas compared (None: every non-system, non-managed schema)")
     kinds: list[str] = Field(description="Object kinds compared")
+    uncompared_count: int = Field(
+        default=0,
+        description="Objects of kinds pgshift does not compare (rules, event triggers, extended statistics, foreign "
+        "objects, publications, column storage/statistics, aggregates, range types), on either side: in_sync says "
+        "nothing about them",
+    )
+    uncompared_differ: bool = Field(
+        default=False,
+        description="True when a not-compared object is on one side only or defined differently: the CLI then exits "
+        "2 unless --ignore-uncompared",
+    )
+    uncompared_note: str | None = Field(default=None, description="'N objects not compared ...' when there are any")
+    uncompared: Untrusted[list[NotCompared]] | None = Field(
+        default=None,
+        description="Fenced as untrusted data: every not-compared object by kind and name, with the sides holding it",
+    )
     timings_ms: dict[str, float] = Field(default_factory=dict, description="Time spent reading and diffing")
-    plan: Untrusted[Plan] | None = Field(
+    plan: Untrusted[ClientPlan] | None = Field(
         default=None,
         description="With plan=true, fenced as untrusted data: the ordered statements that make the target equal the "
-        "source, each with its hazards and whether it can run in a transaction, and the whole script",
+        "source, each with its hazards and whether it can run in a transaction, and the whole script (withheld, "
+        "with the reason, while the plan is blocked by data loss)",
     )
 
 
@@ -122,6 +150,7 @@ def build_result(
     kinds: list[str],
     timings: dict[str, float],
     plan: Plan | None = None,
+    uncompared: list[NotCompared] | None = None,
 ) -> CompareResult:
     by_kind: dict[str, dict[str, int]] = {}
     for c in diff.changes:
@@ -143,8 +172,51 @@ def build_result(
         schemas=schemas,
         kinds=kinds,
         timings_ms={k: round(v * 1000, 1) for k, v in timings.items()},
-        plan=fence(plan) if plan is not None else None,
+        plan=fence(ClientPlan.of(plan)) if plan is not None else None,
+        **_uncompared_fields(uncompared or []),
     )
+
+
+def not_compared(source: Schema, target: Schema) -> list[NotCompared]:
+    """Every object of a kind not compared, on either side, sorted by kind then name."""
+    src = {o.key: o for o in source.uncompared}
+    tgt = {o.key: o for o in target.uncompared}
+    out = []
+    for key in sorted(src.keys() | tgt.keys()):
+        o, other = src.get(key) or tgt[key], tgt.get(key)
+        differs = key in src and other is not None and other.definition != o.definition
+        out.append(
+            NotCompared(
+                kind=o.kind,
+                name=o.name,
+                detail=o.detail,
+                definition=o.definition,
+                in_source=key in src,
+                in_target=other is not None,
+                differs=differs,
+                target_definition=other.definition if differs and other is not None else None,
+            )
+        )
+    return out
+
+
+def _uncompared_fields(objects: list[NotCompared]) -> dict[str, Any]:
+    if not objects:
+        return {}
+    one_side = sum(1 for o in objects if not (o.in_source and o.in_target))
+    differ = sum(1 for o in objects if o.differs)
+    kinds = ", ".join(sorted({o.kind for o in objects}))
+    note = f"{len(objects)} object{'s' if len(objects) > 1 else ''} not compared ({kinds})"
+    if one_side or differ:
+        note += f"; {one_side} on one side only, {differ} defined differently"
+    else:
+        note += "; the same on both sides"
+    return {
+        "uncompared_count": len(objects),
+        "uncompared_differ": one_side + differ > 0,
+        "uncompared_note": note,
+        "uncompared": fence(objects),
+    }
 
 
 def _difference(c: Change) -> Difference:
@@ -265,7 +337,8 @@ def _finish(
     )
     if planned is not None:
         timings["plan"] = time.perf_counter() - diffed
+    skipped = not_compared(src, tgt)
     del src, tgt
-    result = build_result(diff, source, target, schemas, kinds, timings, planned)
+    result = build_result(diff, source, target, schemas, kinds, timings, planned, skipped)
     total = round((time.perf_counter() - started) * 1000, 1)
     return result.model_copy(update={"timings_ms": {**result.timings_ms, "total": total}})

@@ -2,8 +2,11 @@
 
 `list_migrations` reads the three history tables of every environment (read-only, side by side) and says
 for each migration: applied, pending, failed, edited after apply (checksum differs) or in the database but
-missing locally. `deploy` applies every pending migration in folder order under one apply lock and stops
-at the first failure: that migration is fully undone, the earlier ones stay recorded.
+missing locally. The folder's own ecosystem decides (`ledger.History.is_applied`): `_prisma_migrations` for a
+Prisma folder, Supabase's table for a Supabase folder; our ledger never makes a migration applied (a migration
+reverted with the Supabase CLI or rolled back with Prisma is pending again). `deploy` applies every pending
+migration in folder order under one apply lock and stops at the first failure: that migration is fully undone, the
+earlier ones stay recorded.
 """
 
 from __future__ import annotations
@@ -98,36 +101,37 @@ def migration_state(history: ledger.History, migration: Migration) -> State:
     if history.is_applied(migration):
         recorded = history.recorded_checksum(migration)
         return "edited" if recorded is not None and not checksum_matches(migration.sql, recorded) else "applied"
-    attempts = [r for r in history.ledger if r.version == migration.version]
-    if attempts and attempts[-1].outcome == "failed":
-        return "failed"
-    if any(r.failed for r in history.prisma if r.migration_name == migration.prisma_name):
-        return "failed"
-    return "pending"
+    return "failed" if history.is_failed(migration) else "pending"
 
 
 def unknown_to_folder(history: ledger.History, folder: MigrationFolder) -> list[tuple[str, str]]:
-    """(version, name) of migrations a database records that the folder does not have."""
+    """(version, name) of applied migrations the folder lacks, by the table that decides for each: the folder's
+    ecosystem table, and Supabase's table for loose scripts pgshift applied (`apply_migration` with `sql`)."""
     versions = {m.version for m in folder.migrations}
+    supabase = {s.version: s.name or "" for s in history.supabase if s.version not in versions}
+    if folder.kind == "supabase":
+        return sorted(supabase.items())
     names = {m.prisma_name for m in folder.migrations if m.prisma_name}
     found: dict[str, str] = {}
+    for p in history.applied_prisma_rows():
+        version, name = split_label(p.migration_name)
+        if p.migration_name not in names and version not in versions:
+            found.setdefault(version, name)
     for r in history.ledger:
-        if r.outcome == "applied" and r.version not in versions:
-            found[r.version] = r.name
-    for s in history.supabase:
-        if s.version not in versions:
-            found.setdefault(s.version, s.name or "")
-    for p in history.prisma:
-        if p.finished_at is not None and p.rolled_back_at is None and p.migration_name not in names:
-            version, name = split_label(p.migration_name)
-            if version not in versions:
-                found.setdefault(version, name)
+        if r.source == "sql" and r.version in supabase:
+            found.setdefault(r.version, supabase[r.version] or r.name)
     return sorted(found.items())
 
 
-async def _history(db: Databases, environment: str, prisma_schema: str) -> ledger.History:
+def environment_prisma_schema(db: Databases, environment: str, requested: str | None = None) -> str:
+    """Where `_prisma_migrations` lives: the schema asked for, else the environment URL's `?schema=` (as Prisma
+    reads it), else `public`."""
+    return requested or db.environment(environment).prisma_schema or ledger.DEFAULT_PRISMA_SCHEMA
+
+
+async def _history(db: Databases, environment: str, prisma_schema: str | None) -> ledger.History:
     async with db.read_only(environment, snapshot=True) as conn:
-        return await ledger.read_history(conn, prisma_schema)
+        return await ledger.read_history(conn, environment_prisma_schema(db, environment, prisma_schema))
 
 
 async def list_migrations(
@@ -135,7 +139,7 @@ async def list_migrations(
     directory: str | None = None,
     environments: list[str] | None = None,
     *,
-    prisma_schema: str = ledger.DEFAULT_PRISMA_SCHEMA,
+    prisma_schema: str | None = None,
 ) -> MigrationStatus:
     """The migrations folder against every environment's history, side by side (read-only)."""
     folder = read_migrations(directory)
@@ -236,17 +240,19 @@ async def deploy(
     *,
     approvals: ApprovalStore | None = None,
     timeouts: Timeouts | None = None,
-    prisma_schema: str = ledger.DEFAULT_PRISMA_SCHEMA,
+    prisma_schema: str | None = None,
     client: str = "pgshift",
     rewrite: bool = True,
 ) -> DeployResult:
     """Apply every pending migration of `directory` to `environment`, in order; stop at the first failure.
 
     Each migration runs as `check_migration` prepares it for the target (`rewrite=False`: as written).
+    `prisma_schema` defaults to the environment URL's `?schema=` (see `environment_prisma_schema`).
     """
     approvals = approvals or ApprovalStore()
     timeouts = timeouts or Timeouts()
     env = db.require_writable(environment)
+    prisma_schema = environment_prisma_schema(db, environment, prisma_schema)
     folder = read_migrations(directory)
     if not folder.migrations:
         raise ConfigError(f"{folder.directory} holds no migrations: nothing to deploy")

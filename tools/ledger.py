@@ -3,9 +3,16 @@
 - our ledger, `pgshift.migrations`: every attempt with its checksum, statements as applied, who, when,
   duration and outcome;
 - Supabase's `supabase_migrations.schema_migrations (version, statements, name)`, so `supabase migration list`
-  agrees (created if absent, with the shape the Supabase CLI creates);
+  agrees (created if absent, with the shape the Supabase CLI creates); its statements are the author's, split by
+  the parser, so `supabase migration fetch` gives back the file as written;
 - Prisma's `_prisma_migrations`, exactly as Prisma creates it, for migrations read from a Prisma folder, so
   `prisma migrate status` agrees.
+
+Each ecosystem's table is the truth for its migrations: `_prisma_migrations` for a Prisma folder, read as Prisma
+reads it (a finished row not rolled back is applied, a row neither finished nor rolled back is failed, a rolled-back
+row is ignored), Supabase's table for everything else (a row is applied). Our ledger adds who, when and what ran, but
+never makes a migration applied that its ecosystem's table says is not: after `supabase migration repair --status
+reverted` or `prisma migrate resolve --rolled-back` the migration is pending again and is recorded again when re-run.
 
 Writes happen inside the caller's transaction: a migration and its history commit or roll back together.
 """
@@ -19,7 +26,9 @@ from typing import Literal
 import asyncpg
 from pydantic import BaseModel, ConfigDict
 
+from tools.errors import ConfigError
 from tools.migrations.folder import Migration
+from tools.migrations.parse import split_statements
 from tools.sql import qualified
 
 LEDGER_SCHEMA = "pgshift"
@@ -51,8 +60,10 @@ CREATE TABLE IF NOT EXISTS {LEDGER} (
     outcome text NOT NULL CHECK (outcome IN ('applied', 'failed')),
     error text
 );
-CREATE UNIQUE INDEX IF NOT EXISTS migrations_applied_version ON {LEDGER} (version) WHERE outcome = 'applied';
+CREATE INDEX IF NOT EXISTS migrations_version ON {LEDGER} (version);
 """
+# Ledgers created before a reverted migration could be applied again allowed one applied row per version.
+ONE_APPLIED_ROW_INDEX = qualified(LEDGER_SCHEMA, "migrations_applied_version")
 
 # The Supabase CLI's own statements (pkg/migration/history.go), so a table we create is the one it expects.
 CREATE_SUPABASE = f"""
@@ -131,25 +142,40 @@ class History(Frozen):
     prisma: list[PrismaRow] = []
     prisma_schema: str = DEFAULT_PRISMA_SCHEMA
 
-    def applied_versions(self) -> set[str]:
-        return {r.version for r in self.ledger if r.outcome == "applied"} | {r.version for r in self.supabase}
+    def supabase_versions(self) -> set[str]:
+        return {r.version for r in self.supabase}
+
+    def applied_prisma_rows(self) -> list[PrismaRow]:
+        """Rows Prisma counts as applied: finished and not rolled back (rolled-back rows Prisma ignores)."""
+        return [r for r in self.prisma if r.finished_at is not None and r.rolled_back_at is None]
 
     def applied_prisma_names(self) -> set[str]:
-        return {r.migration_name for r in self.prisma if r.finished_at is not None and r.rolled_back_at is None}
+        return {r.migration_name for r in self.applied_prisma_rows()}
 
     def is_applied(self, migration: Migration) -> bool:
-        if migration.version in self.applied_versions():
-            return True
-        return migration.prisma_name is not None and migration.prisma_name in self.applied_prisma_names()
+        """What the migration's own ecosystem says: `_prisma_migrations` for a Prisma folder's migration, Supabase's
+        table for a Supabase file or a loose script. Our ledger alone never makes a migration applied."""
+        if migration.prisma_name is not None:
+            return migration.prisma_name in self.applied_prisma_names()
+        return migration.version in self.supabase_versions()
+
+    def is_failed(self, migration: Migration) -> bool:
+        """Prisma's failed state (a row neither finished nor rolled back) for a Prisma migration; elsewhere our
+        ledger's last attempt failed (Supabase's table has no notion of failure)."""
+        if migration.prisma_name is not None:
+            return any(r.failed for r in self.prisma if r.migration_name == migration.prisma_name)
+        attempts = [r for r in self.ledger if r.version == migration.version]
+        return bool(attempts) and attempts[-1].outcome == "failed"
 
     def recorded_checksum(self, migration: Migration) -> str | None:
-        """The checksum recorded when `migration` was applied, from our ledger or Prisma's (None if unknown)."""
+        """The checksum recorded when `migration` was applied: Prisma's own for a Prisma migration, else our
+        ledger's last applied attempt (None if unknown)."""
+        if migration.prisma_name is not None:
+            rows = [r for r in self.applied_prisma_rows() if r.migration_name == migration.prisma_name]
+            return rows[-1].checksum if rows else None
         for row in reversed(self.ledger):
             if row.version == migration.version and row.outcome == "applied":
                 return row.checksum
-        for prow in reversed(self.prisma):
-            if prow.migration_name == migration.prisma_name and prow.finished_at is not None:
-                return prow.checksum
         return None
 
 
@@ -233,6 +259,26 @@ async def ensure_tables(conn: asyncpg.Connection, *, prisma: bool, prisma_schema
         await conn.execute(script)
 
 
+def authored_statements(migration: Migration) -> list[str] | None:
+    """The script's statements as written, split by PostgreSQL's parser (None if it does not parse)."""
+    try:
+        return [s.text for s in split_statements(migration.sql)]
+    except ConfigError:
+        return None
+
+
+REAPPLIED = f"""
+SELECT to_regclass($1) IS NOT NULL AND EXISTS (SELECT FROM {LEDGER} WHERE version = $2 AND outcome = 'applied')
+"""
+
+
+async def _allow_reapplied(conn: asyncpg.Connection, version: str) -> None:
+    """A migration its ecosystem's table reverted is being applied again: our ledger keeps both applications, so
+    the one-applied-row-per-version index of an older ledger goes (only then: dropping it needs ownership)."""
+    if await conn.fetchval(REAPPLIED, ONE_APPLIED_ROW_INDEX, version):
+        await conn.execute(f"DROP INDEX {ONE_APPLIED_ROW_INDEX}")
+
+
 async def record(
     conn: asyncpg.Connection,
     migration: Migration,
@@ -247,11 +293,15 @@ async def record(
 ) -> None:
     """Write one attempt to every history that applies.
 
-    An applied migration goes to all three (Prisma's only for Prisma sources). A failed one that left changes
-    behind (statements that cannot run in a transaction) goes to our ledger and, like Prisma records a failed
-    migration, to `_prisma_migrations` with no finish time; Supabase's table has no notion of failure.
+    An applied migration goes to all three (Prisma's only for Prisma sources): our ledger gets `statements` (what
+    ran), Supabase's table the author's statements. A failed one that left changes behind (statements that cannot
+    run in a transaction) goes to our ledger and, like Prisma records a failed migration, to `_prisma_migrations`
+    with no finish time; Supabase's table has no notion of failure. Applying again a migration its ecosystem
+    reverted adds a ledger row and a Prisma row, and (re)writes the Supabase row.
     """
     await ensure_tables(conn, prisma=migration.prisma_name is not None, prisma_schema=prisma_schema)
+    if outcome == "applied":
+        await _allow_reapplied(conn, migration.version)
     await conn.execute(
         f"""INSERT INTO {LEDGER} (version, name, source, checksum, statements, client, started_at, duration_ms,
                                   outcome, error)
@@ -268,10 +318,12 @@ async def record(
         error,
     )
     if outcome == "applied":
+        if migration.prisma_name is not None:  # Prisma decides: a row Supabase's table kept is rewritten
+            await conn.execute(f"DELETE FROM {SUPABASE} WHERE version = $1", migration.version)
         await conn.execute(
             f"INSERT INTO {SUPABASE} (version, statements, name) VALUES ($1, $2, $3)",
             migration.version,
-            statements,
+            authored_statements(migration) or statements,
             migration.name,
         )
     if migration.prisma_name is not None:

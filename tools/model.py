@@ -398,6 +398,26 @@ class Dependency:
 
 
 @dataclass(frozen=True, slots=True)
+class UncomparedObject:
+    """An object of a kind pgshift reads but neither compares nor plans (a rule, a publication, ...).
+
+    Listed so that a compare says what it did not look at. `detail` is the setting that defines it where the
+    name alone does not (a column's storage, a publication's FOR ALL TABLES); it is part of the identity.
+    """
+
+    kind: str  # rule | event_trigger | statistics | foreign_table | publication | column_storage | ...
+    name: str  # schema-qualified like the compared kinds' keys (`public.t.c`, `pub: public.t`)
+    detail: str | None = None
+    definition: str | None = None  # the rest of what defines it (a rule's text...): compared, not in the key
+
+    key: str = field(init=False, compare=False, repr=False)  # cached at construction
+
+    def __post_init__(self) -> None:
+        detail = f" {self.detail}" if self.detail is not None else ""
+        object.__setattr__(self, "key", f"{self.kind} {self.name}{detail}")
+
+
+@dataclass(frozen=True, slots=True)
 class Schema:
     """Everything read from one database. Each tuple is sorted by key (see `normalised`)."""
 
@@ -417,6 +437,8 @@ class Schema:
     policies: tuple[Policy, ...] = ()
     privileges: tuple[Privilege, ...] = ()
     dependencies: tuple[Dependency, ...] = ()  # sorted; derived data, not diffed
+    # Objects of kinds not compared (sorted by key): reported, never diffed; in the fingerprint only when any.
+    uncompared: tuple[UncomparedObject, ...] = field(default=(), compare=False)
     # Not part of the model's identity (excluded from fingerprint and diff):
     server_version_num: int = field(default=0, compare=False)
     included_schemas: tuple[str, ...] = field(default=(), compare=False)
@@ -438,6 +460,7 @@ class Schema:
             items = getattr(self, attr)
             updates[attr] = tuple(sorted(items, key=lambda o: o.key))
         updates["dependencies"] = tuple(sorted(set(self.dependencies), key=_dependency_sort_key))
+        updates["uncompared"] = tuple(sorted(set(self.uncompared), key=lambda o: o.key))
         return dataclasses.replace(self, **updates)
 
     def objects(self, kind: str) -> tuple[Any, ...]:
@@ -460,6 +483,8 @@ class Schema:
         norm = self.normalised()
         for attr, _kind in (*COLLECTIONS, ("dependencies", "dependency")):
             digest.update(f"{attr}={getattr(norm, attr)!r}\n".encode())
+        if norm.uncompared:  # schemas without any keep the fingerprint they always had
+            digest.update(f"uncompared={norm.uncompared!r}\n".encode())
         return digest.hexdigest()
 
     def __iter__(self) -> Iterator[Any]:

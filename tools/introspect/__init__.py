@@ -29,6 +29,7 @@ from tools.introspect import (
     sequences,
     triggers,
     types,
+    uncompared,
 )
 from tools.introspect.filters import (
     SUPABASE_DEFAULT_EXTENSIONS,
@@ -68,6 +69,7 @@ QUERIES: tuple[tuple[str, str, bool], ...] = (
     ("domains", types.DOMAINS, True),
     ("composite_types", types.COMPOSITES, True),
     ("collations", namespaces.COLLATIONS, True),
+    ("uncompared", uncompared.UNCOMPARED, True),
     ("namespaces", namespaces.NAMESPACES, True),
     ("extensions", namespaces.EXTENSIONS, False),
 )
@@ -229,5 +231,6 @@ async def _read(
         supabase=supabase,
         available_extensions=namespaces.available_extensions(rows["extensions"]),
         default_extensions=namespaces.available_extensions(rows["extensions"], "default"),
+        uncompared=uncompared.uncompared(rows["uncompared"]),
     )
     return without_history_tables(schema)

@@ -4,11 +4,19 @@ Split the script (author's text kept), rewrite it for the target with a reason p
 target's tables, list what the target lacks (extensions, roles) and which statements cannot run in a transaction,
 then dry-run it where nothing can last (see `tools.migrations.dryrun`). Only the dry run writes, and it never
 commits.
+
+Every rewrite is proven on the target before it runs (`prove_rewrite`, used here and by apply_migration): the
+script with guards and the script without them are both dry-run in a rolled-back transaction, and the guarded one
+is chosen only when both succeed and leave the same schema (equal fingerprints). Otherwise the script runs without
+guards (the author's text, adapted to the target: Prisma's comments dropped, Supabase's extension schema), and
+the check says why.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
 
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,7 +35,8 @@ from tools.migrations.dryrun import (
 from tools.migrations.folder import script_file
 from tools.migrations.lint import LintFinding, lint
 from tools.migrations.parse import SqlStatement, StatementKind, TokenKind, is_word, name_at, split_statements
-from tools.migrations.rewrite import Rewrite, RewriteResult, rewrite_for_target
+from tools.migrations.rewrite import Rewrite, RewriteResult, RewrittenStatement, rewrite_for_target
+from tools.migrations.steps import Prepared, prepare
 from tools.untrusted import fence_text
 
 # One catalog query per fact, each run once per check.
@@ -64,6 +73,28 @@ class CheckedStatement(Frozen):
     rerun_note: str | None = None
 
 
+class RewriteProof(Frozen):
+    status: Literal["proven", "refused", "not_needed", "not_run"] = Field(
+        description="proven: the guarded script runs; refused: the script runs without guards; not_needed: no "
+        "guard to prove; not_run: not dry-run here (apply_migration proves it before it runs)"
+    )
+    reason: str
+
+    @property
+    def guarded(self) -> bool:
+        """Whether the guarded script is the one that runs."""
+        return self.status in ("proven", "not_needed", "not_run")
+
+
+@dataclass(frozen=True)
+class Proven:
+    """The script chosen to run, why, and the dry run of it made while proving (None: none was made)."""
+
+    rewritten: RewriteResult
+    proof: RewriteProof
+    dry_run: DryRunResult | None = None
+
+
 class Missing(Frozen):
     name: str
     statement: int
@@ -77,6 +108,7 @@ class CheckResult(Frozen):
     statements: tuple[CheckedStatement, ...]
     rewrites: tuple[Rewrite, ...] = Field(description="Every rewrite with its reason, in script order")
     script: str = Field(description="The rewritten script: what apply_migration runs")
+    rewrite_proof: RewriteProof = Field(description="Whether the guards were proven equivalent on the target")
     lint: tuple[LintFinding, ...]
     missing_extensions: tuple[Missing, ...] = Field(description="Extensions the target can neither find nor create")
     missing_roles: tuple[Missing, ...] = Field(description="Roles the script grants to or names that do not exist")
@@ -186,10 +218,143 @@ def _runnables(statements: Sequence[SqlStatement], rewritten: RewriteResult) -> 
     ]
 
 
+def _where(d: DryRunResult) -> str:
+    fail = d.failure
+    if fail is None:
+        return ""
+    at = f"at statement {fail.statement} (line {fail.line})" if fail.statement else "before any statement"
+    return f"{at}: {fail.message}"
+
+
+def _judge(plain: DryRunResult, guarded: DryRunResult) -> RewriteProof:
+    """Whether the guarded script did on the target exactly what the script without guards did."""
+    if not plain.succeeded:
+        return RewriteProof(
+            status="refused",
+            reason=f"the script as written fails on the target {_where(plain)}; guards that made it succeed would "
+            "change what it does, so it runs as written",
+        )
+    if not guarded.succeeded:
+        return RewriteProof(
+            status="refused",
+            reason=f"the guarded script fails on the target {_where(guarded)} where the script as written does not, "
+            "so it runs as written",
+        )
+    if plain.schema_fingerprint is None or plain.schema_fingerprint != guarded.schema_fingerprint:
+        return RewriteProof(
+            status="refused",
+            reason="the guarded script leaves another schema on the target than the script as written (a guard "
+            "skipped something the author's text does), so it runs as written",
+        )
+    return RewriteProof(
+        status="proven",
+        reason="proven on the target: the guarded script and the script as written both succeed and leave the same "
+        "schema (both dry-run in rolled-back transactions)",
+    )
+
+
+async def _unprovable(
+    db: Databases, environment: str, statements: Sequence[SqlStatement], guarded: RewriteResult
+) -> str | None:
+    """Why the guarded script cannot be proven in a transaction on the target (None: it can)."""
+    non_tx = [str(i) for i, s in enumerate(statements, start=1) if not s.transactional and s.tx_control is None]
+    if non_tx:
+        return f"statement(s) {', '.join(non_tx)} cannot run inside a transaction, so the guards cannot be proven"
+    if db.environment(environment).read_only:
+        return f"'{environment}' is read_only: nothing runs there, even rolled back, so the guards cannot be proven"
+    return await shadow_instead(db, environment, _runnables(statements, guarded))
+
+
+async def prove_rewrite(
+    db: Databases,
+    environment: str,
+    statements: Sequence[SqlStatement],
+    *,
+    supabase: bool,
+    conn: asyncpg.Connection | None = None,
+    lock_timeout_ms: int = DRY_RUN_LOCK_TIMEOUT_MS,
+) -> Proven:
+    """The script to run on `environment`: the guarded one when proven to do what the script without guards does.
+
+    Both are dry-run on `conn` (a new connection when None), each in a transaction that is rolled back, and must
+    succeed and leave the same schema. When they cannot be dry-run there, or differ, the script without guards
+    is chosen, with the reason.
+    """
+    guarded = rewrite_for_target(statements, supabase=supabase)
+    plain = rewrite_for_target(statements, supabase=supabase, guards=False)
+    if all(g.sql == p.sql for g, p in zip(guarded.statements, plain.statements, strict=True)):
+        return Proven(guarded, RewriteProof(status="not_needed", reason="no guard was added: nothing to prove"))
+    why = await _unprovable(db, environment, statements, guarded)
+    if why is not None:
+        return Proven(plain, RewriteProof(status="refused", reason=f"{why}; the script runs without guards"))
+    if conn is None:
+        async with db.connection(environment) as own:
+            return await _prove_on(own, db, statements, guarded, plain, lock_timeout_ms)
+    return await _prove_on(conn, db, statements, guarded, plain, lock_timeout_ms)
+
+
+async def _prove_on(
+    conn: asyncpg.Connection,
+    db: Databases,
+    statements: Sequence[SqlStatement],
+    guarded: RewriteResult,
+    plain: RewriteResult,
+    lock_timeout_ms: int,
+) -> Proven:
+    secrets_ = db.secrets()
+    plain_dry = await dry_run_in_transaction(
+        conn, _runnables(statements, plain), lock_timeout_ms=lock_timeout_ms, secrets_=secrets_
+    )
+    guarded_dry = await dry_run_in_transaction(
+        conn, _runnables(statements, guarded), lock_timeout_ms=lock_timeout_ms, secrets_=secrets_
+    )
+    proof = _judge(plain_dry, guarded_dry)
+    return Proven(guarded, proof, guarded_dry) if proof.guarded else Proven(plain, proof, plain_dry)
+
+
+async def prepare_proven(
+    db: Databases,
+    environment: str,
+    conn: asyncpg.Connection | None,
+    statements: Sequence[SqlStatement],
+    *,
+    rewrite: bool,
+) -> tuple[Prepared, RewriteProof | None]:
+    """What apply_migration runs: the statements as `prove_rewrite` chooses them (as written when not `rewrite`).
+
+    `conn` is a writable connection to the target (None: one is opened for the proof).
+    """
+    if conn is None:
+        async with db.connection(environment) as own:
+            return await prepare_proven(db, environment, own, statements, rewrite=rewrite)
+    supabase = await conn.fetchval(SUPABASE_SCHEMAS_SQL) == 3
+    if not rewrite:
+        return prepare(statements, supabase=supabase, rewrite=False), None
+    proven = await prove_rewrite(db, environment, statements, supabase=supabase, conn=conn)
+    return prepared_from(statements, proven.rewritten.statements, supabase), proven.proof
+
+
+def prepared_from(
+    statements: Sequence[SqlStatement], chosen: Sequence[RewrittenStatement | CheckedStatement], supabase: bool
+) -> Prepared:
+    """The statements with the text chosen to run (`tools.migrations.steps.Prepared`)."""
+    return Prepared(
+        statements=tuple(replace(s, text=r.sql) for s, r in zip(statements, chosen, strict=True)),
+        originals=tuple(s.text for s in statements),
+        reasons=tuple(tuple(w.reason for w in r.rewrites) if r.sql != r.original else () for r in chosen),
+        supabase=supabase,
+    )
+
+
 def _summary(result_blockers: list[str], lint_findings: Sequence[LintFinding], rewrites: int, n: int) -> str:
     errors = sum(1 for f in lint_findings if f.severity == "error")
     warnings = len(lint_findings) - errors
-    head = "ready to apply" if not result_blockers else "NOT ready: " + "; ".join(result_blockers)
+    if result_blockers:
+        head = "NOT ready: " + "; ".join(result_blockers)
+    elif errors:
+        head = "no blocker, but read the lint error(s) before applying: they name what the migration would break"
+    else:
+        head = "ready to apply"
     return f"{n} statement(s), {rewrites} rewrite(s), lint: {errors} error(s) and {warnings} warning(s); {head}"
 
 
@@ -215,7 +380,7 @@ async def check_migration(
     statements = split_statements(script)
     if not statements:
         raise ConfigError(f"{source} holds no SQL statement (only comments or whitespace)")
-    env = db.environment(environment)
+    db.environment(environment)  # an unknown environment is a ConfigError before anything runs
     try:
         async with db.read_only(environment, snapshot=True) as conn:
             ext_rows = await conn.fetch(EXTENSIONS_SQL)
@@ -232,7 +397,6 @@ async def check_migration(
     tables = {f"{r['schema']}.{r['name']}" for r in table_rows}
     is_supabase = supabase if supabase is not None else supabase_schemas == 3
 
-    rewritten = rewrite_for_target(statements, supabase=is_supabase)
     findings = lint(statements, existing_tables=tables)
     missing_ext, missing_roles = find_missing(statements, extensions, roles)
     non_tx = tuple(i for i, s in enumerate(statements, start=1) if not s.transactional and s.tx_control is None)
@@ -248,45 +412,29 @@ async def check_migration(
         if f.rule.value == "ban-concurrent-index-creation-in-transaction":
             blockers.append(f"line {f.line}: {f.message}")
 
+    if not dry_run or missing_ext or missing_roles:
+        proven = Proven(
+            rewrite_for_target(statements, supabase=is_supabase),
+            RewriteProof(status="not_run", reason="not dry-run here: apply_migration proves the guards before it runs"),
+        )
+    else:
+        proven = await prove_rewrite(db, environment, statements, supabase=is_supabase, lock_timeout_ms=lock_timeout_ms)
+    rewritten = proven.rewritten
     result_dry: DryRunResult | None = None
     if dry_run:
-        runnables = _runnables(statements, rewritten)
-        if missing_ext or missing_roles:
-            result_dry = DryRunResult(
-                mode="not_run",
-                succeeded=False,
-                statements_run=0,
-                notes=("not run: the target lacks what the script needs (see missing_extensions / missing_roles)",),
+        result_dry = proven.dry_run or await _dry_run(
+            db, environment, statements, rewritten, bool(missing_ext or missing_roles), shadow, lock_timeout_ms
+        )
+        if result_dry.mode == "transaction" and (
+            writes := [s.line for s in statements if s.kind in _SEQUENCE_ADVANCING]
+        ):
+            note = (
+                f"the statement(s) at line(s) {', '.join(map(str, writes))} may draw sequence values: PostgreSQL "
+                "does not roll back nextval(), so those sequences stay advanced (gaps only, no data)"
             )
-        elif non_tx or env.read_only or (unchecked := await shadow_instead(db, environment, runnables)):
-            why = (
-                f"statement(s) {', '.join(map(str, non_tx))} cannot run inside a transaction"
-                if non_tx
-                else f"'{environment}' is read_only: no statement runs there, even rolled back"
-                if env.read_only
-                else str(unchecked)
-            )
-            async with db.read_only(environment) as conn:
-                shadow_result = await dry_run_on_shadow(
-                    conn, env.libpq_url, runnables, shadow=shadow, secrets_=db.secrets()
-                )
-            result_dry = shadow_result.model_copy(update={"notes": (f"shadow dry run: {why}", *shadow_result.notes)})
-        else:
-            async with db.connection(environment) as conn:
-                result_dry = await dry_run_in_transaction(
-                    conn, runnables, lock_timeout_ms=lock_timeout_ms, secrets_=db.secrets()
-                )
-            writes = [s.line for s in statements if s.kind in _SEQUENCE_ADVANCING]
-            if writes:
-                note = (
-                    f"the statement(s) at line(s) {', '.join(map(str, writes))} may draw sequence values: PostgreSQL "
-                    "does not roll back nextval(), so those sequences stay advanced (gaps only, no data)"
-                )
-                result_dry = result_dry.model_copy(update={"notes": (*result_dry.notes, note)})
+            result_dry = result_dry.model_copy(update={"notes": (*result_dry.notes, note)})
         if result_dry.failure is not None:
-            fail = result_dry.failure
-            where = f"at statement {fail.statement} (line {fail.line})" if fail.statement else "before any statement"
-            blockers.append(f"dry run failed {where}: {fail.message}")
+            blockers.append(f"dry run failed {_where(result_dry)}")
 
     return CheckResult(
         environment=environment,
@@ -307,6 +455,7 @@ async def check_migration(
         ),
         rewrites=rewritten.rewrites,
         script=rewritten.script,
+        rewrite_proof=proven.proof,
         lint=tuple(findings),
         missing_extensions=tuple(missing_ext),
         missing_roles=tuple(missing_roles),
@@ -317,9 +466,47 @@ async def check_migration(
     )
 
 
+async def _dry_run(
+    db: Databases,
+    environment: str,
+    statements: Sequence[SqlStatement],
+    rewritten: RewriteResult,
+    lacking: bool,
+    shadow: LocalPostgres | None,
+    lock_timeout_ms: int,
+) -> DryRunResult:
+    """The dry run of the chosen script: on the target in a rolled-back transaction, or on a shadow copy."""
+    env = db.environment(environment)
+    runnables = _runnables(statements, rewritten)
+    non_tx = [str(i) for i, s in enumerate(statements, start=1) if not s.transactional and s.tx_control is None]
+    if lacking:
+        return DryRunResult(
+            mode="not_run",
+            succeeded=False,
+            statements_run=0,
+            notes=("not run: the target lacks what the script needs (see missing_extensions / missing_roles)",),
+        )
+    if non_tx or env.read_only or (unchecked := await shadow_instead(db, environment, runnables)):
+        why = (
+            f"statement(s) {', '.join(non_tx)} cannot run inside a transaction"
+            if non_tx
+            else f"'{environment}' is read_only: no statement runs there, even rolled back"
+            if env.read_only
+            else str(unchecked)
+        )
+        async with db.read_only(environment) as conn:
+            shadow_result = await dry_run_on_shadow(
+                conn, env.libpq_url, runnables, shadow=shadow, secrets_=db.secrets()
+            )
+        return shadow_result.model_copy(update={"notes": (f"shadow dry run: {why}", *shadow_result.notes)})
+    async with db.connection(environment) as conn:
+        return await dry_run_in_transaction(conn, runnables, lock_timeout_ms=lock_timeout_ms, secrets_=db.secrets())
+
+
 def render_text(result: CheckResult) -> str:
     """The check as plain text, for the CLI (`pgshift check`)."""
     out = [f"check of {result.source} against '{result.environment}': {result.summary}"]
+    out.append(f"rewrite proof ({result.rewrite_proof.status}): {result.rewrite_proof.reason}")
     for st in result.statements:
         flag = "" if st.transactional else "  [cannot run in a transaction]"
         out.append(f"  {st.index:>3}. line {st.line:<5} {st.kind.value}{flag}")

@@ -100,6 +100,9 @@ class DryRunResult(BaseModel):
     failure: DryRunFailure | None = None
     duration_ms: int = 0
     notes: tuple[str, ...] = Field((), description="Caveats: why not run, what the shadow could not reproduce")
+    schema_fingerprint: str | None = Field(
+        None, description="Fingerprint of the schema the script leaves (transaction dry runs that succeeded)"
+    )
 
 
 def _changes(before: Schema, after: Schema) -> tuple[SchemaChange, ...]:
@@ -266,6 +269,7 @@ async def dry_run_in_transaction(
             changes=fence(_changes(before, after)),
             duration_ms=int((time.monotonic() - started) * 1000),
             notes=("ran inside a transaction that was rolled back: the target is unchanged",),
+            schema_fingerprint=after.fingerprint(),
         )
     finally:
         await tx.rollback()

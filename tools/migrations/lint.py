@@ -13,8 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from itertools import pairwise
-from typing import Literal
+from typing import Any, Literal
 
+from pglast import ast
+from pglast.enums import AlterTableType, ConstrType
 from pydantic import BaseModel, ConfigDict, Field
 
 from tools.migrations.parse import (
@@ -59,6 +61,7 @@ class LintRule(StrEnum):
     RENAMING_TABLE = "renaming-table"
     REQUIRE_LOCK_TIMEOUT = "require-timeout-settings"
     NEW_ENUM_VALUE_USED_IN_TRANSACTION = "new-enum-value-used-in-transaction"
+    FOREIGN_KEY_LOCKS_REFERENCED_TABLE = "foreign-key-locks-referenced-table"
 
 
 Severity = Literal["error", "warning"]
@@ -80,6 +83,29 @@ class LintFinding(BaseModel):
 def _qualified(name: NameRef) -> str:
     parts = name.parts
     return ".".join(parts[-2:]) if len(parts) > 1 else f"{DEFAULT_SCHEMA}.{parts[0]}"
+
+
+def _range_name(relation: ast.RangeVar) -> str:
+    return f"{relation.schemaname or DEFAULT_SCHEMA}.{relation.relname}"
+
+
+def added_foreign_keys(node: Any) -> list[ast.Constraint]:
+    """The FOREIGN KEY constraints a CREATE TABLE or ALTER TABLE adds (table and column constraints), from the
+    parse tree."""
+    if isinstance(node, ast.CreateStmt):
+        elements = list(node.tableElts or ())
+    elif isinstance(node, ast.AlterTableStmt):
+        adds = (AlterTableType.AT_AddConstraint, AlterTableType.AT_AddColumn)
+        elements = [c.def_ for c in node.cmds or () if isinstance(c, ast.AlterTableCmd) and c.subtype in adds]
+    else:
+        return []
+    found: list[ast.Constraint] = []
+    for element in elements:
+        if isinstance(element, ast.Constraint):
+            found.append(element)
+        elif isinstance(element, ast.ColumnDef):
+            found.extend(c for c in element.constraints or () if isinstance(c, ast.Constraint))
+    return [c for c in found if c.contype == ConstrType.CONSTR_FOREIGN]
 
 
 def _normalised(tables: Iterable[str]) -> set[str]:
@@ -157,6 +183,8 @@ class _Linter:
             self.uses_new_enum_value(s)
             if handler is not None:
                 handler(s)
+            if s.kind in (StatementKind.CREATE_TABLE, StatementKind.ALTER_TABLE):
+                self.foreign_keys(s)
         if self.locking:
             index, first, table = self.locking[0]
             self.statement, self.index = first, index
@@ -171,6 +199,42 @@ class _Linter:
                 HazardKind.ACCESS_EXCLUSIVE_LOCK,
             )
         return sorted(self.findings, key=lambda f: (f.statement, f.rule))
+
+    def foreign_keys(self, s: SqlStatement) -> None:
+        """A foreign key locks the table it references (SHARE ROW EXCLUSIVE: writes to it wait) until commit."""
+        node = s.node
+        relation = getattr(node, "relation", None)
+        table = _range_name(relation) if isinstance(relation, ast.RangeVar) else "?"
+        new_table = isinstance(node, ast.CreateStmt) or not self.is_existing(table)
+        for constraint in added_foreign_keys(node):
+            referenced = _range_name(constraint.pktable) if constraint.pktable is not None else table
+            if referenced == table or not self.is_existing(referenced):
+                continue
+            timeout_set = self.lock_timeout_set
+            self.locks(referenced)
+            if new_table and not timeout_set:
+                self.add(
+                    LintRule.FOREIGN_KEY_LOCKS_REFERENCED_TABLE,
+                    "warning",
+                    referenced,
+                    f"a foreign key from the new table {table} takes a SHARE ROW EXCLUSIVE lock on the existing table "
+                    f"{referenced}, and the script sets no lock_timeout: waiting behind a long transaction on "
+                    f"{referenced}, it blocks every write queued after it",
+                    "start the script with SET lock_timeout = '5s' (pgshift apply sets one itself), and retry on "
+                    "timeout",
+                    HazardKind.SHARE_LOCK,
+                )
+            elif not new_table and not constraint.skip_validation:
+                self.add(
+                    LintRule.FOREIGN_KEY_LOCKS_REFERENCED_TABLE,
+                    "warning",
+                    referenced,
+                    f"adds a foreign key from {table} that validates every existing row while holding a SHARE ROW "
+                    f"EXCLUSIVE lock on the referenced table {referenced}: writes to {referenced} wait for the scan",
+                    "ADD CONSTRAINT ... FOREIGN KEY ... NOT VALID, then ALTER TABLE ... VALIDATE CONSTRAINT in a later "
+                    "statement (it does not block writes)",
+                    HazardKind.SHARE_LOCK,
+                )
 
     def alter_type(self, s: SqlStatement) -> None:
         toks = s.tokens

@@ -11,8 +11,14 @@ second run a no-op instead of an error:
 - `ADD VALUE IF NOT EXISTS` on enums;
 - ADD CONSTRAINT, CREATE TRIGGER, CREATE POLICY and renames inside a DO block that checks the catalog first;
 - `OR REPLACE` on CREATE FUNCTION / PROCEDURE / VIEW;
-- `ON CONFLICT DO NOTHING` on a plain INSERT;
-- on a Supabase target, `CREATE EXTENSION` without a schema goes to schema `extensions`.
+- on a Supabase target, `CREATE EXTENSION` without a schema goes to schema `extensions` (the one rewrite that is
+  meant to change the result: a target adaptation, kept with `guards=False`).
+
+No rewrite changes what a statement does to data: an INSERT, UPDATE or DELETE runs as written (a migration meant
+to fail on a duplicate row still fails). A multi-action ALTER TABLE is guarded only when the guard covers every
+action (each action's own `IF [NOT] EXISTS`, or a catalog guard over a statement that only adds named
+constraints); otherwise it is left as written. `tools.migrations.check` proves each rewritten script on the target
+before it runs (both dry-run, same resulting schema) and runs the unguarded script when it cannot.
 """
 
 from __future__ import annotations
@@ -54,7 +60,6 @@ class RewriteKind(StrEnum):
     DUPLICATE_OBJECT_GUARD = "duplicate_object_guard"
     CATALOG_GUARD = "catalog_guard"
     OR_REPLACE = "or_replace"
-    ON_CONFLICT_DO_NOTHING = "on_conflict_do_nothing"
     EXTENSION_SCHEMA = "extension_schema"
     PRISMA_COMMENT_DROPPED = "prisma_comment_dropped"
 
@@ -302,7 +307,8 @@ def _alter_table(s: SqlStatement, edit: _Edit) -> None:
         return
     constraint_names: list[str] = []
     other_non_idempotent = False
-    for begin, end in top_level_actions(toks, j):
+    actions = [(b, e) for b, e in top_level_actions(toks, j) if b < e]
+    for begin, end in actions:
         if begin >= end:
             continue
         head = toks[begin]
@@ -341,7 +347,14 @@ def _alter_table(s: SqlStatement, edit: _Edit) -> None:
                     RewriteKind.IF_EXISTS,
                     f"DROP {what} IF EXISTS: a second run finds nothing to drop instead of failing",
                 )
-    if constraint_names and not other_non_idempotent:
+    if constraint_names and len(constraint_names) < len(actions):
+        edit.inserts.clear()
+        edit.rewrites.clear()
+        edit.rerun_note = (
+            "ADD CONSTRAINT shares this ALTER TABLE with other actions, which a catalog guard would skip too: left "
+            "as written, so a second run fails"
+        )
+    elif constraint_names and not other_non_idempotent:
         names = ", ".join(quote_literal(n) for n in constraint_names)
         edit.wrap = (
             RewriteKind.CATALOG_GUARD,
@@ -443,34 +456,18 @@ def _alter_index(s: SqlStatement, edit: _Edit) -> None:
     )
 
 
-def _insert(s: SqlStatement, edit: _Edit) -> None:
-    toks = s.tokens
-    depth = 0
-    for n, t in enumerate(toks):
-        if t.text == "(":
-            depth += 1
-        elif t.text == ")":
-            depth -= 1
-        elif depth == 0 and is_word(t, "ON") and n + 1 < len(toks) and is_word(toks[n + 1], "CONFLICT"):
-            return  # the author already chose what a conflict does
-        elif depth == 0 and is_word(t, "RETURNING"):
-            edit.insert(t.start, "ON CONFLICT DO NOTHING ", RewriteKind.ON_CONFLICT_DO_NOTHING, _INSERT_REASON)
-            return
-    edit.insert(len(s.text), " ON CONFLICT DO NOTHING", RewriteKind.ON_CONFLICT_DO_NOTHING, _INSERT_REASON)
-
-
-_INSERT_REASON = (
-    "INSERT ... ON CONFLICT DO NOTHING: the same rows where the original succeeds; a second run skips rows a "
-    "unique constraint already holds (rows no unique constraint identifies would be inserted again)"
-)
-
-
-def _rewrite_one(s: SqlStatement, *, supabase: bool) -> tuple[str, list[tuple[RewriteKind, str]], str | None]:
+def _rewrite_one(
+    s: SqlStatement, *, supabase: bool, guards: bool
+) -> tuple[str, list[tuple[RewriteKind, str]], str | None]:
     edit = _Edit(text=s.text, rewrites=[], inserts=[])
     k = s.kind
     if not s.tokens:
         return s.text, [], None
     first = s.tokens[0].upper
+    if not guards:
+        if k is StatementKind.CREATE_EXTENSION and supabase:
+            _extension_schema(s, edit, 2 + (3 if has_if(s.tokens, 2) else 0))
+        return edit.result(), edit.rewrites, None
     if first == "CREATE":
         _create_object(s, edit, supabase)
     elif first == "DROP" and k not in (StatementKind.DROP_DATABASE,):
@@ -481,8 +478,8 @@ def _rewrite_one(s: SqlStatement, *, supabase: bool) -> tuple[str, list[tuple[Re
         _alter_type(s, edit)
     elif k is StatementKind.ALTER_INDEX:
         _alter_index(s, edit)
-    elif k is StatementKind.INSERT and first == "INSERT":
-        _insert(s, edit)
+    elif k in (StatementKind.INSERT, StatementKind.UPDATE, StatementKind.DELETE, StatementKind.MERGE):
+        edit.rerun_note = "rows are written as the author wrote them: a second run writes them again or fails"
     elif k is StatementKind.DO_BLOCK:
         edit.rerun_note = "the author's DO block runs again as written: it is idempotent only if it was written so"
     if not s.transactional and edit.wrap is not None:
@@ -544,16 +541,20 @@ def _renamed_object(s: SqlStatement) -> str | None:
     return None
 
 
-def rewrite_for_target(statements: Sequence[SqlStatement], *, supabase: bool) -> RewriteResult:
-    """Rewrite every statement that needs it for a safe, re-runnable apply on the target."""
+def rewrite_for_target(statements: Sequence[SqlStatement], *, supabase: bool, guards: bool = True) -> RewriteResult:
+    """Rewrite every statement that needs it for a safe, re-runnable apply on the target.
+
+    `guards=False` keeps only what adapts the script to the target (Prisma's comments dropped, Supabase's
+    extension schema): the script to run when the guarded one is not proven equivalent on the target.
+    """
     out: list[RewrittenStatement] = []
     all_rewrites: list[Rewrite] = []
     pieces: list[str] = []
     created: set[str] = set()
     for index, s in enumerate(statements, start=1):
-        sql, made, note = _rewrite_one(s, supabase=supabase)
+        sql, made, note = _rewrite_one(s, supabase=supabase, guards=guards)
         renamed = _renamed_object(s)
-        if renamed is not None and renamed in created:
+        if guards and renamed is not None and renamed in created:
             note = (
                 f"this script creates {renamed!r} and then renames it: a second run of the whole script creates "
                 f"{renamed!r} again (each guard sees only its own statement)"

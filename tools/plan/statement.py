@@ -101,3 +101,29 @@ class Plan(BaseModel):
     @property
     def is_empty(self) -> bool:
         return not self.statements
+
+
+class ClientPlan(Plan):
+    """A plan as an MCP client receives it. Blocked by data loss, it keeps every statement with its hazards but
+    no script: a client gets nothing to copy and run that the CLI would refuse to print."""
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def script(self) -> str:
+        """The whole plan as one SQL script (psql-ready); empty while the plan is blocked by data loss."""
+        return "" if self.blocked_by_data_loss else super().script
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def script_withheld(self) -> str | None:
+        """Why `script` is empty, when it is."""
+        if not self.blocked_by_data_loss:
+            return None
+        return (
+            f"script withheld: {len(self.destructive)} statement(s) would delete data (see destructive). Plan again "
+            "with allow_data_loss=true if the loss is intended."
+        )
+
+    @classmethod
+    def of(cls, plan: Plan) -> ClientPlan:
+        return cls(**{name: getattr(plan, name) for name in Plan.model_fields})
