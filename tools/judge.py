@@ -13,11 +13,13 @@ import asyncio
 import difflib
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from tools.errors import DatabaseError
 from tools.redact import scrub, url_password
+from tools.untrusted import fence_text
 
 DUMP_TIMEOUT_S = 120.0
 
@@ -30,7 +32,8 @@ _NOISE_LINE = re.compile(
 _CREATE_TABLE = re.compile(r"^(CREATE (?:UNLOGGED |FOREIGN )?TABLE [^\n]* \(\n)(.*?)(\n\).*)$", re.DOTALL)
 
 
-def _url_without_password(url: str) -> str:
+def url_without_password(url: str) -> str:
+    """The URL for a libpq tool's command line: the password goes in PGPASSWORD instead (see `pg_env`)."""
     parts = urlsplit(url)
     netloc = parts.netloc
     if "@" in netloc:
@@ -40,22 +43,30 @@ def _url_without_password(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
-async def dump_schema(url: str, bin_dir: Path) -> str:
-    """`pg_dump --schema-only` of the database at `url`, with `bin_dir`'s pg_dump.
-
-    The password travels in PGPASSWORD, never on the command line; errors are scrubbed of it.
-    """
-    password = url_password(url)
+def pg_env(url: str) -> dict[str, str]:
+    """The environment for a libpq tool: ours without PG* variables, and the URL's password in PGPASSWORD."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    password = url_password(url)
     if password:
         env["PGPASSWORD"] = password
-    args = [str(bin_dir / "pg_dump"), "--schema-only", "--dbname", _url_without_password(url)]
+    return env
+
+
+async def dump_schema(url: str, bin_dir: Path, *, no_owner: bool = False, secrets: Sequence[str] = ()) -> str:
+    """`pg_dump --schema-only` (with `--no-owner` when asked) of the database at `url`, with `bin_dir`'s pg_dump.
+
+    The password travels in PGPASSWORD, never on the command line; errors are scrubbed of it and of `secrets`,
+    and pg_dump's own words are fenced as untrusted text.
+    """
+    args = [str(bin_dir / "pg_dump"), "--schema-only", *(["--no-owner"] if no_owner else [])]
     proc = await asyncio.create_subprocess_exec(
         *args,
+        "--dbname",
+        url_without_password(url),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env=env,
+        env=pg_env(url),
     )
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout=DUMP_TIMEOUT_S)
@@ -64,9 +75,8 @@ async def dump_schema(url: str, bin_dir: Path) -> str:
         await proc.wait()
         raise DatabaseError(f"pg_dump did not finish within {DUMP_TIMEOUT_S:.0f} s; nothing was changed") from None
     if proc.returncode != 0:
-        secrets = [password] if password else []
-        detail = scrub(err.decode(errors="replace").strip(), secrets)
-        raise DatabaseError(f"pg_dump failed (exit {proc.returncode}): {detail}; nothing was changed")
+        said = scrub(err.decode(errors="replace").strip(), [*secrets, url_password(url) or ""])
+        raise DatabaseError(f"pg_dump failed (exit {proc.returncode}): {fence_text(said)}; nothing was changed")
     return out.decode()
 
 

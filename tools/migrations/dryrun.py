@@ -22,14 +22,12 @@ them. Every statement goes through the one statement runner (`tools.statement_ru
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import asyncpg
@@ -39,11 +37,12 @@ from tools.databases import Databases
 from tools.diff import Change, diff_schemas
 from tools.errors import DatabaseError, NotAllowed
 from tools.introspect import introspect
+from tools.judge import dump_schema, pg_env, url_without_password
 from tools.localpg import LocalPostgres, embedded_server
 from tools.migrations.parse import StatementKind
 from tools.migrations.parse import statement as parse_one
 from tools.model import Schema
-from tools.redact import scrub, url_password
+from tools.redact import scrub
 from tools.safety import FunctionPolicy, apply_refusal, dry_run_refusal, load_function_policy
 from tools.sql import quote_ident, quote_literal
 from tools.statement_runner import run_statement
@@ -279,23 +278,6 @@ async def dry_run_in_transaction(
 # Shadow database
 
 
-def _without_password(url: str) -> str:
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        netloc = f"{userinfo.split(':', 1)[0]}@{host}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
-def _pg_env(url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    password = url_password(url)
-    if password:
-        env["PGPASSWORD"] = password
-    return env
-
-
 async def _load_with_psql(bin_dir: Path, url: str, script: str) -> list[str]:
     """Feed a schema dump to psql (errors do not stop it); the error lines it printed."""
     proc = await asyncio.create_subprocess_exec(
@@ -305,11 +287,11 @@ async def _load_with_psql(bin_dir: Path, url: str, script: str) -> list[str]:
         "-v",
         "ON_ERROR_STOP=0",
         "--dbname",
-        _without_password(url),
+        url_without_password(url),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
-        env=_pg_env(url),
+        env=pg_env(url),
     )
     try:
         _, err = await asyncio.wait_for(proc.communicate(script.encode()), timeout=SHADOW_LOAD_TIMEOUT_S)
@@ -349,7 +331,7 @@ async def dry_run_on_shadow(
     notes: list[str] = []
     try:
         await _sandbox(server, name, password, target)
-        dump = await _dump_without_owners(target_url, server.bin_dir, secrets_)
+        dump = await dump_schema(target_url, server.bin_dir, no_owner=True, secrets=secrets_)
         errors = await _load_with_psql(server.bin_dir, server.url(name, user=name, password=password), dump)
         if errors:
             shown = "; ".join(fence_text(scrub(e, list(secrets_))) for e in errors[:5])
@@ -435,32 +417,3 @@ async def _demote(server: LocalPostgres, name: str) -> None:
         )
     finally:
         await admin.close()
-
-
-async def _dump_without_owners(url: str, bin_dir: Path, secrets_: Sequence[str]) -> str:
-    """The target's `pg_dump --schema-only --no-owner`: loaded by the shadow's role, every object is that role's."""
-    proc = await asyncio.create_subprocess_exec(
-        str(bin_dir / "pg_dump"),
-        "--schema-only",
-        "--no-owner",
-        "--dbname",
-        _without_password(url),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=_pg_env(url),
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout=SHADOW_LOAD_TIMEOUT_S)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise DatabaseError(
-            f"pg_dump of the target took over {SHADOW_LOAD_TIMEOUT_S:.0f} s; nothing was changed"
-        ) from None
-    if proc.returncode != 0:
-        said = scrub(err.decode(errors="replace").strip(), [*secrets_, url_password(url) or ""])
-        raise DatabaseError(
-            f"pg_dump of the target failed (exit {proc.returncode}): {fence_text(said)}; nothing was changed"
-        )
-    return out.decode()
