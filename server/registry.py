@@ -17,11 +17,11 @@ from typing import Annotated, Any, Generic, ParamSpec, TypeVar
 import asyncpg
 from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp.server.mcpserver.tools.base import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
-from mcp.types import ToolAnnotations
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 from pydantic_core import ErrorDetails
 
@@ -291,9 +291,15 @@ def register_tools(app: MCPServer[AppState]) -> None:
         ctx: Context,
         schemas: Annotated[list[str], Field(description="Schemas to list")] = ["public"],  # noqa: B006
         verbose: Annotated[bool, Field(description="Add columns, primary key and foreign keys")] = False,
+        limit: Annotated[
+            int | None, Field(description="Tables per page (default 200, or 25 with verbose)", ge=1, le=1000)
+        ] = None,
+        offset: Annotated[int, Field(description="First table of the page: the next_offset of the last", ge=0)] = 0,
     ) -> catalog.TableList:
-        """List the tables of an environment with row estimate, total size and whether RLS is enabled."""
-        return await catalog.list_tables(state(ctx).db, environment, schemas, verbose)
+        """List the tables of an environment with row estimate, total size and whether RLS is enabled, one page at
+        a time (total and next_offset say what is left)."""
+        page = limit or (25 if verbose else 200)
+        return await catalog.list_tables(state(ctx).db, environment, schemas, verbose, page, offset)
 
     @tool(READ, "Describe table")
     async def describe_table(
@@ -469,7 +475,22 @@ class StrictTool(Tool):
         except ValidationError as exc:
             sentences = " ".join(argument_error(e, self.parameters) for e in exc.errors())
             raise ToolError(f"{self.name}: invalid arguments, nothing was run. {sentences}") from None
-        return await super().run(arguments, context, convert_result)
+        result = await super().run(arguments, context, convert_result=False)
+        if not convert_result:
+            return result
+        try:
+            return compact(result, self.fn_metadata.convert_result(result))
+        except Exception as exc:  # the SDK's own conversion failing is a crash, reported without detail
+            raise UnexpectedToolError(f"Error executing tool {self.name}") from exc
+
+
+def compact(returned: Any, converted: Any) -> Any:
+    """A typed answer's text content as compact JSON without null fields (the SDK pretty-prints it, nulls and all:
+    1.6-1.9 times the size). Nulls inside data (a row's NULL column) stay; `structuredContent` is unchanged."""
+    if not isinstance(returned, BaseModel) or not isinstance(converted, CallToolResult) or converted.is_error:
+        return converted
+    text = returned.model_dump_json(by_alias=True, exclude_none=True)
+    return converted.model_copy(update={"content": [TextContent(type="text", text=text)]})
 
 
 def argument_error(error: ErrorDetails, schema: dict[str, Any]) -> str:

@@ -279,7 +279,8 @@ async def test_the_shadow_runs_the_script_without_file_or_program_privileges(
     # The server's OS user can reach both paths: a superuser's COPY and pg_read_file would work.
     superuser = await asyncpg.connect(pg18.url())
     try:
-        await superuser.execute(f"COPY (SELECT 1) TO PROGRAM 'touch {control}'")
+        # `cat` reads what COPY writes (a program that exits without reading, like `touch`, breaks COPY's pipe).
+        await superuser.execute(f"COPY (SELECT 1) TO PROGRAM 'cat > {control}'")
         assert await superuser.fetchval("SELECT pg_read_file($1)", str(secret_file)) == secret
     finally:
         await superuser.close()

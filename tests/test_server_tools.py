@@ -277,7 +277,8 @@ async def test_an_unknown_argument_is_refused_by_name_and_the_schema_forbids_ext
         tools = (await client.list_tools()).tools
         message = await call_error(client, "list_tables", environment="local", verbos=True)
     assert all(t.input_schema.get("additionalProperties") is False for t in tools)
-    assert "'verbos' is not an argument of this tool (it takes: environment, schemas, verbose)." in message
+    takes = "(it takes: environment, limit, offset, schemas, verbose)."
+    assert f"'verbos' is not an argument of this tool {takes}" in message
 
 
 async def test_each_invalid_argument_gets_one_sentence_instead_of_pydantic_text() -> None:

@@ -71,7 +71,10 @@ class TableSummary(Frozen):
 class TableList(Frozen):
     environment: str
     schemas: list[str]
-    tables: Untrusted[list[TableSummary]] = Field(description="The tables, fenced as untrusted data")
+    total: int = Field(description="Tables in these schemas, on every page")
+    offset: int = Field(default=0, description="Position of this page's first table")
+    next_offset: int | None = Field(default=None, description="Pass as offset for the next page; none on the last")
+    tables: Untrusted[list[TableSummary]] = Field(description="This page of tables (by schema, name), fenced")
 
 
 class ConstraintInfo(Frozen):
@@ -297,11 +300,19 @@ async def list_environments(db: Databases) -> EnvironmentList:
 
 
 async def list_tables(
-    db: Databases, environment: str, schemas: list[str] | None = None, verbose: bool = False
+    db: Databases,
+    environment: str,
+    schemas: list[str] | None = None,
+    verbose: bool = False,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> TableList:
+    """One page of tables: `limit` of them (all when None) from `offset`, in schema and name order."""
     schemas = schemas or ["public"]
     async with db.read_only(environment, snapshot=True) as conn:
-        tables = await conn.fetch(TABLES_SQL, schemas, None)
+        every = await conn.fetch(TABLES_SQL, schemas, None)
+        end = len(every) if limit is None else offset + limit
+        tables = every[offset:end]
         columns: dict[tuple[str, str], list[ColumnInfo]] = {}
         pks: dict[tuple[str, str], list[str]] = {}
         fks: dict[tuple[str, str], list[ForeignKeyInfo]] = {}
@@ -339,7 +350,10 @@ async def list_tables(
                 **extra,
             )
         )
-    return TableList(environment=environment, schemas=schemas, tables=fence(out))
+    more = end if end < len(every) else None
+    return TableList(
+        environment=environment, schemas=schemas, total=len(every), offset=offset, next_offset=more, tables=fence(out)
+    )
 
 
 def table_ddl(

@@ -75,14 +75,12 @@ class NotCompared(_Frozen):
 
 
 class CompareResult(_Frozen):
+    # Field order is answer order: the summary first, then the plan, then the long lists (a truncated answer
+    # still says whether the pair is in sync and what to do next).
     source: str
     target: str
     in_sync: bool = Field(description="True when the target matches the source for the compared kinds")
     summary: CompareSummary
-    differences: Untrusted[list[Difference]] = Field(
-        description="Fenced as untrusted data (names and definitions come from the databases); sorted by kind "
-        "(creation order), then name"
-    )
     schemas: list[str] | None = Field(description="Schemas compared (None: every non-system, non-managed schema)")
     kinds: list[str] = Field(description="Object kinds compared")
     uncompared_count: int = Field(
@@ -97,16 +95,20 @@ class CompareResult(_Frozen):
         "2 unless --ignore-uncompared",
     )
     uncompared_note: str | None = Field(default=None, description="'N objects not compared ...' when there are any")
-    uncompared: Untrusted[list[NotCompared]] | None = Field(
-        default=None,
-        description="Fenced as untrusted data: every not-compared object by kind and name, with the sides holding it",
-    )
     timings_ms: dict[str, float] = Field(default_factory=dict, description="Time spent reading and diffing")
     plan: Untrusted[ClientPlan] | None = Field(
         default=None,
         description="With plan=true, fenced as untrusted data: the ordered statements that make the target equal the "
         "source, each with its hazards and whether it can run in a transaction, and the whole script (withheld, "
         "with the reason, while the plan is blocked by data loss)",
+    )
+    differences: Untrusted[list[Difference]] = Field(
+        description="Fenced as untrusted data (names and definitions come from the databases); sorted by kind "
+        "(creation order), then name"
+    )
+    uncompared: Untrusted[list[NotCompared]] | None = Field(
+        default=None,
+        description="Fenced as untrusted data: every not-compared object by kind and name, with the sides holding it",
     )
 
 

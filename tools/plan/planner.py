@@ -24,12 +24,23 @@ from tools.plan.dependencies import DependencyGraph
 from tools.plan.graph import Step, order_steps
 from tools.plan.kinds import Generator
 from tools.plan.kinds.namespaces import CollationGenerator, ExtensionGenerator, SchemaGenerator
-from tools.plan.kinds.relations import ConstraintGenerator, IndexGenerator, ViewGenerator
+from tools.plan.kinds.relations import (
+    ConstraintGenerator,
+    IndexGenerator,
+    ViewGenerator,
+    foreign_key_cycle_breakers,
+)
 from tools.plan.kinds.routines import FunctionGenerator, TriggerGenerator
 from tools.plan.kinds.security import PolicyGenerator, PrivilegeGenerator
 from tools.plan.kinds.sequences import Ownership, OwnershipGenerator, SequenceGenerator
 from tools.plan.kinds.tables import ColumnGenerator, ColumnRef, MembershipGenerator, TableGenerator, memberships
-from tools.plan.kinds.types import CompositeTypeGenerator, DomainGenerator, EnumGenerator, renames_and_recasts
+from tools.plan.kinds.types import (
+    CompositeTypeGenerator,
+    DomainGenerator,
+    EnumGenerator,
+    renames_and_recasts,
+    types_over,
+)
 from tools.plan.statement import Plan, Statement
 from tools.sql import quote_ident
 
@@ -59,6 +70,8 @@ _BY_KIND = {g.kind: g for g in GENERATORS}
 _RECREATABLE = frozenset({"view", "function", "constraint", "index", "trigger", "policy", "privilege"})
 # Kinds the diff compares field by field (the planner's own kinds, memberships and ownerships, are compared whole).
 _DIFFED = frozenset(KINDS)
+# Types changed by rename, create, cast the columns, drop the old type.
+_RECAST_TYPES = frozenset({"enum", "domain", "composite_type"})
 # Kinds that break when a column they use changes type.
 _COLUMN_USERS = frozenset({"view", "policy", "trigger"})
 
@@ -140,10 +153,11 @@ def plan_migration(source: Schema, target: Schema, *, allow_data_loss: bool = Fa
             old, new = t_objs[kind][key].column, s_objs[kind][key].column
             if (old.type, old.collation) != (new.type, new.collation):
                 breaking.add((kind, key))
-        if kind in ("enum", "domain") and renames_and_recasts(kind, t_objs[kind][key], s_objs[kind][key]):
+        if kind in _RECAST_TYPES and renames_and_recasts(kind, t_objs[kind][key], s_objs[kind][key], ctx):
             breaking.add((kind, key))
-            for t, c in ctx.columns_of_type(target, key):
-                breaking.add(("column", f"{t.key}.{quote_ident(c.name)}"))
+            for type_key in (key, *types_over(key, ctx)):
+                for t, c in ctx.columns_of_type(target, type_key):
+                    breaking.add(("column", f"{t.key}.{quote_ident(c.name)}"))
 
     gone = removed | recreated
     reset_defaults: set[Node] = set()
@@ -164,6 +178,11 @@ def plan_migration(source: Schema, target: Schema, *, allow_data_loss: bool = Fa
                 if old_col and new_col and old_col.column.default is not None:
                     if old_col.column.default == new_col.column.default:
                         reset_defaults.add(dep)  # the default goes while its function is recreated
+            if dep not in gone and node in breaking and ColumnGenerator.computed_from(dep, t_objs["column"]):
+                gone.add(dep)  # a generated column cannot outlive a type change of a column it reads
+                if dep[1] in s_objs["column"]:
+                    recreated.add(dep)
+                work.append(dep)
             if dep in gone or dep[0] not in _RECREATABLE:
                 continue
             if node not in gone and node[0] == "column" and dep[0] not in _COLUMN_USERS:
@@ -176,6 +195,8 @@ def plan_migration(source: Schema, target: Schema, *, allow_data_loss: bool = Fa
     for node in list(gone):
         if any(a in gone for a in t_graph.ancestors(node)):
             implicit.add(node)
+    dropped_tables = {key for kind, key in gone if kind == "table"}
+    implicit -= {("constraint", k) for k in foreign_key_cycle_breakers(target.constraints, dropped_tables)}
     ctx.gone = gone
     ctx.created_tables = {key for kind, key in added | recreated if kind == "table"}
 
@@ -211,6 +232,7 @@ def plan_migration(source: Schema, target: Schema, *, allow_data_loss: bool = Fa
             baselines[default.key] = default
 
     created_parents = {("table", key) for key in ctx.created_tables}
+    identity_releases: list[str] = []  # steps that free an identity sequence's name
     for k in kinds:
         for key in sorted(key for kind, key in (added | recreated) if kind == k):
             node = (k, key)
@@ -226,10 +248,19 @@ def plan_migration(source: Schema, target: Schema, *, allow_data_loss: bool = Fa
         for key in sorted(key for kind, key in changed - recreated if kind == k):
             node = (k, key)
             statements = _BY_KIND[k].alter(t_objs[k][key], s_objs[k][key], ctx) or []
-            step = add_step(f"alter {k} {key}", statements)
+            release = ColumnGenerator.identity_release(t_objs[k][key], s_objs[k][key]) if k == "column" else []
+            released = add_step(f"unset {k} {key}", [s for s in statements if s in release])
+            step = add_step(f"alter {k} {key}", [s for s in statements if s not in release])
+            if released:
+                removing[node].append(released.id)
+                identity_releases.append(released.id)
             if step:
                 building[node].append(step.id)
-                removing[node].append(step.id)
+                if released:  # the old sequence goes in between, the new identity may take its name
+                    step.after.add(released.id)
+                    step.after.update(drop_step[d] for d in t_graph.deps.get(node, ()) if d in drop_step)
+                else:
+                    removing[node].append(step.id)
 
     for node in sorted(reset_defaults):
         ref = s_objs["column"][node[1]]
@@ -247,6 +278,9 @@ def plan_migration(source: Schema, target: Schema, *, allow_data_loss: bool = Fa
             if step:
                 step.after.update(building.get(("function", default.object), ()))
 
+    for step in steps:
+        if step.id.startswith("create sequence "):  # it may take the name an identity sequence frees
+            step.after.update(identity_releases)
     column_table = {key: ref.table.key for k in (t_objs, s_objs) for key, ref in k["column"].items()}
     _link(steps, s_graph, t_graph, drop_step, removing, building, gone, column_table, ctx)
     statements = [s for step in order_steps(steps) for s in step.statements]
@@ -332,7 +366,7 @@ def _link(
             for dep in t_graph.dependants.get(node, ()):
                 if dep in gone and dep in drop_step:
                     step.after.add(drop_step[dep])
-            if kind in ("enum", "domain"):  # columns leaving the type go before the old type is dropped
+            if kind in _RECAST_TYPES:  # columns leaving the type go before the old type is dropped
                 for t, c in ctx.columns_of_type(ctx.target, key):
                     col = ("column", f"{t.key}.{quote_ident(c.name)}")
                     src = ctx.source_tables.get(t.key)

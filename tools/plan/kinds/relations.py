@@ -211,3 +211,26 @@ class IndexGenerator:
         if old.comment != new.comment:
             out.append(Statement(sql=comment_on(f"INDEX {new.key}", new.comment)))
         return out
+
+
+def foreign_key_cycle_breakers(constraints: tuple[Constraint, ...], dropped_tables: set[str]) -> set[str]:
+    """Foreign keys between dropped tables that reference each other in a cycle: each is dropped on its own
+    first (a table's drop cannot wait for the other's when each holds a key on the other)."""
+    refs: dict[str, set[str]] = {}
+    keys = [c for c in constraints if c.references and c.table in dropped_tables and c.references in dropped_tables]
+    for c in keys:
+        if c.references != c.table:
+            refs.setdefault(c.table, set()).add(c.references or "")
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, todo = {start}, [start]
+        while todo:
+            for nxt in refs.get(todo.pop(), ()):
+                if nxt == goal:
+                    return True
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return False
+
+    return {c.key for c in keys if c.references != c.table and reaches(c.references or "", c.table)}

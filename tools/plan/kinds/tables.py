@@ -269,6 +269,25 @@ class ColumnGenerator:
         return out
 
     @staticmethod
+    def identity_release(old_ref: ColumnRef, new_ref: ColumnRef) -> list[Statement]:
+        """When a column swaps a serial default for identity or back: the part of its `alter` that lets go of the
+        old sequence (DROP IDENTITY, DROP DEFAULT). It runs as a step of its own so that the old sequence can go and
+        the new one take its name before the rest of the alter."""
+        old, new = old_ref.column, new_ref.column
+        if (old.identity is None) == (new.identity is None) or old.generated:
+            return []
+        col = f"ALTER TABLE {new_ref.table.key} ALTER COLUMN {quote_ident(new.name)}"
+        if old.identity:
+            return [Statement(sql=f"{col} DROP IDENTITY")]
+        return [Statement(sql=f"{col} DROP DEFAULT")] if old.default is not None else []
+
+    @staticmethod
+    def computed_from(node: tuple[str, str], columns: dict[str, ColumnRef]) -> bool:
+        """Whether a dependant node is a generated column (its expression reads the column it depends on)."""
+        ref = columns.get(node[1]) if node[0] == "column" else None
+        return ref is not None and ref.column.generated is not None
+
+    @staticmethod
     def parent_has(ref: ColumnRef, ctx: Context) -> bool:
         """Whether a parent the table has in the source already has this column in the target."""
         parents = [*ref.table.inherits, *([ref.table.partition_of] if ref.table.partition_of else [])]

@@ -76,6 +76,10 @@ class EnumGenerator:
             Statement(sql=f"CREATE TYPE {new.key} AS ENUM ({_values(new.values)})", object=f"enum {new.key}"),
         ]
         out += recast_columns(old.key, new.key, "text", ctx)
+        for domain in domains_over(old.key, ctx):
+            out += DomainGenerator().rebuild(domain, "text", ctx)
+        for composite in composites_over(old.key, ctx):
+            out += CompositeTypeGenerator().rebuild(composite, ctx)
         hazards = (
             (Hazard.of(HazardKind.DELETES_DATA, f"values {', '.join(removed)} of {new.key} are removed"),)
             if removed
@@ -113,8 +117,28 @@ def recast_columns(old_key: str, new_key: str, via: str, ctx: Context) -> list[S
     return out
 
 
-def renames_and_recasts(kind: str, old: object, new: object) -> bool:
-    """Whether an enum or domain change goes through rename, create, cast the columns, drop the old type."""
+def domains_over(type_key: str, ctx: Context) -> list[Domain]:
+    """The source's domains over `type_key` that the target has over it too (rebuilt when the type is)."""
+    kept = {d.key for d in ctx.target.domains if base_type(d.base_type) == type_key}
+    return [d for d in ctx.source.domains if d.key in kept and base_type(d.base_type) == type_key]
+
+
+def composites_over(type_key: str, ctx: Context) -> list[CompositeType]:
+    """The source's composite types with an attribute of `type_key` in the target too (rebuilt when it is)."""
+    kept = {c.key for c in ctx.target.composite_types if any(base_type(a.type) == type_key for a in c.attributes)}
+    return [c for c in ctx.source.composite_types if c.key in kept]
+
+
+def types_over(type_key: str, ctx: Context) -> list[str]:
+    """Keys of the domains and composite types rebuilt along with `type_key`."""
+    return [d.key for d in domains_over(type_key, ctx)] + [c.key for c in composites_over(type_key, ctx)]
+
+
+def renames_and_recasts(kind: str, old: object, new: object, ctx: Context) -> bool:
+    """Whether an enum, domain or composite type change goes through rename, create, cast the columns, drop the
+    old type (a composite type in use by a table column cannot change an attribute's type in place)."""
+    if isinstance(old, CompositeType) and isinstance(new, CompositeType):
+        return _attribute_types_change(old, new) and bool(ctx.columns_of_type(ctx.target, old.key))
     if isinstance(old, Enum) and isinstance(new, Enum):
         return old.values != new.values and not _is_ordered_subset(old.values, new.values)
     if isinstance(old, Domain) and isinstance(new, Domain):
@@ -157,7 +181,7 @@ class DomainGenerator:
         return [Statement(sql=f"DROP DOMAIN {old.key}", object=f"domain {old.key}")]
 
     def alter(self, old: Domain, new: Domain, ctx: Context) -> list[Statement] | None:
-        if renames_and_recasts("domain", old, new):
+        if renames_and_recasts("domain", old, new, ctx):
             return self._recreate(old, new, ctx)
         key = new.key
         out: list[Statement] = []
@@ -184,10 +208,14 @@ class DomainGenerator:
 
     def _recreate(self, old: Domain, new: Domain, ctx: Context) -> list[Statement]:
         """A new base type or collation: rename the old domain, create the new one, cast the columns, drop the old."""
+        return self.rebuild(new, new.base_type, ctx)
+
+    def rebuild(self, new: Domain, via: str, ctx: Context) -> list[Statement]:
+        """Rename the target's domain aside, create the source's, cast its columns through `via`, drop the old."""
         old_name = f"{new.name}__pgshift_old"
-        out = [Statement(sql=f"ALTER DOMAIN {old.key} RENAME TO {quote_ident(old_name)}", object=f"domain {new.key}")]
+        out = [Statement(sql=f"ALTER DOMAIN {new.key} RENAME TO {quote_ident(old_name)}", object=f"domain {new.key}")]
         out += self.create(new, ctx)
-        out += recast_columns(old.key, new.key, new.base_type, ctx)
+        out += recast_columns(new.key, new.key, via, ctx)
         out.append(Statement(sql=f"DROP DOMAIN {qualified(new.schema, old_name)}", object=f"domain {new.key}"))
         return out
 
@@ -208,8 +236,21 @@ class CompositeTypeGenerator:
     def drop(self, old: CompositeType, ctx: Context) -> list[Statement]:
         return [Statement(sql=f"DROP TYPE {old.key}", object=f"composite_type {old.key}")]
 
+    def rebuild(self, new: CompositeType, ctx: Context) -> list[Statement]:
+        """Rename the target's type aside, create the source's, cast its columns through text, drop the old."""
+        old_name = f"{new.name}__pgshift_old"
+        out = [
+            Statement(sql=f"ALTER TYPE {new.key} RENAME TO {quote_ident(old_name)}", object=f"composite_type {new.key}")
+        ]
+        out += self.create(new, ctx)
+        out += recast_columns(new.key, new.key, "text", ctx)
+        out.append(Statement(sql=f"DROP TYPE {qualified(new.schema, old_name)}", object=f"composite_type {new.key}"))
+        return out
+
     def alter(self, old: CompositeType, new: CompositeType, ctx: Context) -> list[Statement] | None:
         key = new.key
+        if renames_and_recasts(self.kind, old, new, ctx):
+            return self.rebuild(new, ctx)
         before = {a.name: a for a in old.attributes}
         after = {a.name: a for a in new.attributes}
         kept_old = [n for n in before if n in after]
@@ -230,3 +271,11 @@ class CompositeTypeGenerator:
         if old.comment != new.comment:
             out.append(Statement(sql=comment_on(f"TYPE {key}", new.comment)))
         return out
+
+
+def _attribute_types_change(old: CompositeType, new: CompositeType) -> bool:
+    after = {a.name: a for a in new.attributes}
+    return any(
+        a.name in after and (a.type, a.collation) != (after[a.name].type, after[a.name].collation)
+        for a in old.attributes
+    )
