@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools.errors import ConfigError, ConnectionFailed, NotAllowed, PgshiftError
+from tools.errors import ConfigError, ConnectionFailed, EnvironmentBusy, NotAllowed
 from tools.redact import redact_url, scrub, split_userinfo, url_secrets
 from tools.untrusted import fence_text
 
@@ -44,10 +44,6 @@ CLIENT_PARAMETERS = frozenset(
 )
 LIBPQ_PARAMETERS = frozenset({"sslmode", "connect_timeout"})  # client parameters libpq itself understands
 _ENCODE_HINT = "percent-encode # as %23, / as %2F, ? as %3F, @ as %40, % as %25 and spaces as %20 in the password"
-
-
-class EnvironmentBusy(PgshiftError):
-    """Every connection of an environment's pool stayed in use for the whole wait: nothing was run."""
 
 
 class Environment(BaseModel):

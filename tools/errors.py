@@ -29,3 +29,7 @@ class DatabaseError(PgshiftError):
     def __init__(self, message: str, sqlstate: str | None = None) -> None:
         super().__init__(message)
         self.sqlstate = sqlstate
+
+
+class EnvironmentBusy(PgshiftError):
+    """Every connection of an environment's pool stayed in use for the whole wait: nothing was run."""

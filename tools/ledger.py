@@ -27,15 +27,15 @@ import asyncpg
 from pydantic import BaseModel, ConfigDict
 
 from tools.errors import ConfigError
+from tools.introspect.filters import LEDGER_SCHEMA, PRISMA_HISTORY_TABLE, SUPABASE_HISTORY_SCHEMA
 from tools.migrations.folder import Migration
 from tools.migrations.parse import split_statements
 from tools.sql import qualified
 
-LEDGER_SCHEMA = "pgshift"
 LEDGER_TABLE = "migrations"
-SUPABASE_SCHEMA = "supabase_migrations"
+SUPABASE_SCHEMA = SUPABASE_HISTORY_SCHEMA
 SUPABASE_TABLE = "schema_migrations"
-PRISMA_TABLE = "_prisma_migrations"
+PRISMA_TABLE = PRISMA_HISTORY_TABLE
 DEFAULT_PRISMA_SCHEMA = "public"
 HISTORY_SCHEMAS = (LEDGER_SCHEMA, SUPABASE_SCHEMA)
 """Schemas that hold only history: compare schemas without them (and without `_prisma_migrations`)."""

@@ -59,9 +59,12 @@ SYSTEM_SCHEMAS: tuple[str, ...] = ("information_schema", "pg_catalog", "pg_toast
 
 # Migration history, never schema: pgshift's ledger schema, Supabase CLI's history schema (both always left
 # out, even when named or with include_managed) and Prisma's table, in whatever schema Prisma keeps it.
-# The same names as `tools.ledger`, which writes them.
-HISTORY_SCHEMAS: tuple[str, ...] = ("pgshift", "supabase_migrations")
-HISTORY_TABLES: tuple[str, ...] = ("_prisma_migrations",)
+# `tools.ledger`, which writes them, takes these names from here.
+LEDGER_SCHEMA = "pgshift"
+SUPABASE_HISTORY_SCHEMA = "supabase_migrations"
+PRISMA_HISTORY_TABLE = "_prisma_migrations"
+HISTORY_SCHEMAS: tuple[str, ...] = (LEDGER_SCHEMA, SUPABASE_HISTORY_SCHEMA)
+HISTORY_TABLES: tuple[str, ...] = (PRISMA_HISTORY_TABLE,)
 
 # Extensions a Supabase project has from the start (they live in managed schemas).
 SUPABASE_DEFAULT_EXTENSIONS: tuple[str, ...] = (
