@@ -48,6 +48,8 @@ def build_app(
             await db.close()
 
     from server.registry import register_tools, strict_tools
+    from server.status_tools import register_status_tools
+    from server.undo_tools import register_undo_tools
     from server.watch_tools import register_watch_tools
 
     app: MCPServer[AppState] = MCPServer(
@@ -55,6 +57,8 @@ def build_app(
     )
     register_tools(app)
     register_watch_tools(app)
+    register_status_tools(app)
+    register_undo_tools(app)
     strict_tools(app)
     return app
 

@@ -7,6 +7,7 @@ Exit codes for the schema commands: 0 in sync / nothing to do, 2 differences / a
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import traceback
@@ -17,6 +18,15 @@ from tools.errors import PgshiftError
 EXIT_OK, EXIT_ERROR, EXIT_DIFFERENT, EXIT_DATA_LOSS = 0, 1, 2, 3
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command stopped by a closed pipe
 DEBUG_ENV_VAR = "PGSHIFT_DEBUG"
+# The modules that add subcommands, in order, each by its `add_*` function. A command imports only the modules up to
+# the one that defines it (`pgshift compare` never loads the rollback planner or the dashboard's web stack);
+# `--help` or an unknown command loads them all.
+COMMAND_MODULES = (
+    ("server.commands", "add_schema_commands"),
+    ("server.undo_commands", "add_undo_commands"),
+    ("server.drift_commands", "add_drift_commands"),
+    ("server.dashboard", "add_dashboard_commands"),
+)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -39,10 +49,11 @@ def _serve(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from server.demo import run_demo
 
-    return run_demo()
+    return run_demo("json" if args.json else "verbose" if args.verbose else "story")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The `pgshift` parser; given the `command` about to run, only as far as the module that defines it."""
     parser = argparse.ArgumentParser(prog="pgshift", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -55,18 +66,24 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=_serve)
 
     demo = sub.add_parser("demo", help="start two embedded PostgreSQL servers and drive every tool through MCP")
+    shown = demo.add_mutually_exclusive_group()
+    shown.add_argument("--verbose", action="store_true", help="the story with every raw tool answer under its line")
+    shown.add_argument("--json", action="store_true", help="only the raw answers: one JSON object per tool call")
     demo.set_defaults(func=_demo)
 
-    from server import commands
-
-    commands.add_schema_commands(sub)
+    for module, add in COMMAND_MODULES:
+        if command is not None and command in sub.choices:
+            break
+        getattr(importlib.import_module(module), add)(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command. Never prints a traceback: errors are one line on stderr (a traceback could quote a
     password), and a reader that stops early (`pgshift plan ... | head`) ends the command quietly."""
-    args = build_parser().parse_args(argv)
+    given = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in given if not a.startswith("-")), None)  # the parser has no top-level options
+    args = build_parser(command).parse_args(given)
     try:
         code = int(args.func(args))
         sys.stdout.flush()  # a closed pipe surfaces here, not in the interpreter's own flush at exit

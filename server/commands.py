@@ -18,11 +18,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from server.config import CONFIGURE_NEXT_STEP, load_environments
-from tools.approval import ApprovalStore, render_request
 from tools.compare import KINDS, CompareResult, compare_environments
 from tools.databases import Databases, Environment
 from tools.errors import ConfigError, PgshiftError
-from tools.plan.read import plan_environments
 from tools.plan.statement import Plan
 
 EXIT_OK, EXIT_ERROR, EXIT_PENDING, EXIT_DATA_LOSS = 0, 1, 2, 3
@@ -60,7 +58,7 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ignore-uncompared",
         action="store_true",
-        help="exit 0 even when objects pgshift does not compare (rules, publications...) differ",
+        help="exit 0 even when objects pgshift does not compare (rules, statistics...) differ",
     )
 
 
@@ -140,6 +138,8 @@ def hazard_report(plan: Plan) -> str:
 
 def run_plan(args: argparse.Namespace, environments: Sequence[Environment] = ()) -> int:
     """Run `pgshift plan`: 0 nothing to do, 2 a plan printed, 3 refused for data loss, 1 error."""
+    from tools.plan.read import plan_environments
+
     try:
         source = resolve_environment(args.source, environments, "source")
         target = resolve_environment(args.target, environments, "target")
@@ -171,9 +171,11 @@ def run_plan(args: argparse.Namespace, environments: Sequence[Environment] = ())
         return EXIT_DATA_LOSS
     print(plan.model_dump_json(indent=2) if args.json else plan.script, end="" if not args.json else "\n")
     report = hazard_report(plan)
+    blockers = "".join(f"\n  blocked: {b.message}" for b in plan.blockers)
     print(
         f"pgshift plan: {len(plan.statements)} statement(s) to make '{target.name}' match '{source.name}'"
-        + (f"; hazards:\n{report}" if report else ""),
+        + (f"; hazards:\n{report}" if report else "")
+        + (f"\nrows on the target would make it fail:{blockers}" if blockers else ""),
         file=sys.stderr,
     )
     return EXIT_PENDING
@@ -217,8 +219,54 @@ def _check(args: argparse.Namespace) -> int:
     sql = sys.stdin.read() if args.migration == "-" else None
     migration = None if args.migration == "-" else args.migration
     result = _run(db, lambda: check_migration(db, name, sql, migration, dry_run=not args.no_dry_run))
-    _emit(result, args.json, render_text)
+    if output_format(args) == "markdown":
+        print(render_check_markdown(name, [(result.source, result)]), end="")
+    else:
+        _emit(result, args.json, render_text)
     return EXIT_OK if result.ok else EXIT_PENDING
+
+
+def output_format(args: argparse.Namespace) -> str:
+    """text, json or markdown: `--json` is `--format json`."""
+    return "json" if getattr(args, "json", False) else str(getattr(args, "format", None) or "text")
+
+
+def render_check_markdown(target: str, checked: Sequence[tuple[str, Any]]) -> str:
+    """Checks of one or more migrations as Markdown (a CI job summary): verdict, the script that would run, lint
+    findings and hazards, the dry run and the blockers. Every text is escaped; scripts sit in code fences longer
+    than any backtick run inside them."""
+    from tools.watch.status import code_block, markdown_table, md
+
+    blocked = sum(1 for _, r in checked if not r.ok)
+    verdict = "ready" if not blocked else f"**{blocked} blocked**"
+    out = [f"## pgshift check against {md(target)}: {len(checked)} migration(s), {verdict}"]
+    if not checked:
+        out += ["", "Every migration is already applied."]
+    for source, r in checked:
+        path = Path(source)
+        name = path.parent.name if path.name == "migration.sql" else path.name if "/" in source else source
+        out += ["", f"### {md(name)}: {'ready' if r.ok else 'BLOCKED'}", "", md(r.summary), ""]
+        out += [
+            "<details><summary>SQL that would run</summary>",
+            "",
+            *code_block(r.script, "sql"),
+            "",
+            "</details>",
+            "",
+        ]
+        if r.lint:
+            rows = [(f.line, f.severity, f.rule.value, f.object, f"{f.message}. Instead: {f.help}") for f in r.lint]
+            out += [*markdown_table(["line", "severity", "rule", "object", "finding"], rows), ""]
+        if r.dry_run is not None:
+            d = r.dry_run
+            state = "succeeded" if d.succeeded else "FAILED" if d.failure else "not run"
+            out.append(f"- dry run ({md(d.mode)}): {state}, {d.statements_run} statement(s), {d.duration_ms} ms")
+            if d.failure is not None:
+                out.append(
+                    f"- failed at statement {d.failure.statement} (line {d.failure.line}): {md(d.failure.message)}"
+                )
+        out += [f"- **blocker**: {md(b)}" for b in r.blockers]
+    return "\n".join(out) + "\n"
 
 
 def is_migrations_folder(path: str) -> bool:
@@ -241,7 +289,9 @@ def _check_folder(args: argparse.Namespace, db: Databases, name: str) -> int:
         return pending, results
 
     pending, results = _run(db, each)
-    if args.json:
+    if output_format(args) == "markdown":
+        print(render_check_markdown(name, list(zip(pending, results, strict=True))), end="")
+    elif args.json:
         rows = [{"migration": m, **r.model_dump(mode="json")} for m, r in zip(pending, results, strict=True)]
         print(json.dumps(rows, indent=2))
     elif not pending:
@@ -268,6 +318,8 @@ async def pending_migrations(db: Databases, name: str, directory: str) -> list[s
 def _confirmed(first: Any, yes: bool, again: Callable[[str], Awaitable[Any]], db: Databases) -> Any:
     """With --yes (the person or CI running the command approves), approve the filed request and run it once;
     without, withdraw it and say so in CLI words (the command is re-run with --yes, never continued by id)."""
+    from tools.approval import ApprovalStore
+
     if first.status != "confirmation_required":
         return first
     if not yes:
@@ -317,12 +369,28 @@ def render_apply(result: Any) -> str:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from tools.deploy import list_migrations, render_status
+    """`pgshift status`: every configured environment (or `--target` alone) side by side. 0 every environment
+    clean, 2 something pending, failed, edited, missing locally, drifted or unreachable, 1 error."""
+    from tools.watch.status import default_providers, gather_status, render_markdown
+    from tools.watch.status import render_text as render_status_text
 
-    db, name = _target_db(args.target)
-    result = _run(db, lambda: list_migrations(db, args.migrations, [name]))
-    _emit(result, args.json, render_status)
-    return EXIT_OK if all(e.in_sync for e in result.environments) else EXIT_PENDING
+    if args.target is not None:
+        db, name = _target_db(args.target)
+        names: list[str] | None = [name]
+    else:
+        environments = load_environments()
+        if not environments:
+            raise ConfigError(f"no environment is configured and no --target given. {CONFIGURE_NEXT_STEP}")
+        db, names = Databases(environments), None
+    result = _run(
+        db,
+        lambda: gather_status(
+            db, args.migrations, environments=names, providers=default_providers(), allow_pending=args.allow_pending
+        ),
+    )
+    renderers = {"json": lambda r: r.model_dump_json(indent=2), "markdown": render_markdown, "text": render_status_text}
+    print(renderers[output_format(args)](result), end="\n" if output_format(args) != "markdown" else "")
+    return EXIT_OK if result.clean else EXIT_PENDING
 
 
 def _deploy(args: argparse.Namespace) -> int:
@@ -344,6 +412,8 @@ def _deploy(args: argparse.Namespace) -> int:
 
 def _approve(args: argparse.Namespace) -> int:
     """`pgshift approve [ID]`: a person at a terminal approves one pending write (0 approved, 2 not, 1 error)."""
+    from tools.approval import ApprovalStore, render_request
+
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         print(
             "pgshift approve: refused: approving needs a person at a terminal (stdin and stdout must be a TTY). "
@@ -396,6 +466,7 @@ def add_schema_commands(sub: Any) -> None:
         help="a .sql file, a Prisma migration folder, a migrations folder (each migration the target lacks), or -",
     )
     check.add_argument("--no-dry-run", action="store_true", help="do not run it on the target")
+    check.add_argument("--format", choices=("text", "json", "markdown"), default="text", help="output format")
     check.set_defaults(func=_check)
 
     apply = sub.add_parser("apply", help="apply one migration and record it in the history tables")
@@ -407,9 +478,17 @@ def add_schema_commands(sub: Any) -> None:
     apply.add_argument("--yes", action="store_true", help="confirm on a protected target")
     apply.set_defaults(func=_apply)
 
-    status = sub.add_parser("status", help="local migrations against the target's history")
-    target(status)
+    status = sub.add_parser(
+        "status",
+        help="every environment side by side: migrations, drift, last apply, approvals (0 clean, 2 not, 1 error)",
+    )
+    status.add_argument("--target", help="only this URL or environment (default: every configured environment)")
+    status.add_argument("--json", action="store_true", help="print the full result as JSON (same as --format json)")
+    status.add_argument("--format", choices=("text", "json", "markdown"), default="text", help="output format")
     status.add_argument("--migrations", help="prisma/migrations or supabase/migrations (found when omitted)")
+    status.add_argument(
+        "--allow-pending", action="store_true", help="pending migrations do not count (a pull request adds them)"
+    )
     status.set_defaults(func=_status)
 
     deploy = sub.add_parser("deploy", help="apply every pending migration in order")

@@ -85,6 +85,14 @@ def _lookup(variable: str, environ: Mapping[str, str], dotenv: Mapping[str, str]
     return environ.get(variable) or dotenv.get(variable) or None
 
 
+def _size(name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"[environments.{name}] max_kept_bytes must be a whole number of bytes (0 or more)")
+    return value
+
+
 def _from_table(table: Mapping[str, Any], environ: Mapping[str, str], dotenv: Mapping[str, str]) -> list[Environment]:
     envs = table.get("environments")
     if not isinstance(envs, dict) or not envs:
@@ -93,7 +101,7 @@ def _from_table(table: Mapping[str, Any], environ: Mapping[str, str], dotenv: Ma
     for name, spec in envs.items():
         if not isinstance(spec, dict):
             raise ConfigError(f"[environments.{name}] must be a table")
-        unknown = set(spec) - {"url", "url_env", "protected", "read_only"}
+        unknown = set(spec) - {"url", "url_env", "protected", "read_only", "max_kept_bytes"}
         if unknown:
             raise ConfigError(f"[environments.{name}] has unknown keys: {', '.join(sorted(unknown))}")
         url = spec.get("url")
@@ -115,6 +123,7 @@ def _from_table(table: Mapping[str, Any], environ: Mapping[str, str], dotenv: Ma
                 url=url,
                 protected=bool(spec.get("protected", name in PROTECTED_BY_DEFAULT)),
                 read_only=bool(spec.get("read_only", False)),
+                max_kept_bytes=_size(name, spec.get("max_kept_bytes")),
             )
         )
     return out

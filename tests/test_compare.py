@@ -10,7 +10,7 @@ import pytest
 from support_introspect import databases
 
 from server.commands import add_compare_arguments, run_compare
-from tools.compare import CompareResult, compare_schemas
+from tools.compare import CompareAnswer, CompareResult, PageRequest, answer_page, compare_schemas
 from tools.databases import Databases
 from tools.errors import ConfigError
 from tools.localpg import LocalPostgres
@@ -160,3 +160,105 @@ async def test_the_compare_command_reads_a_text_report_and_names_environments(
     assert code == 2
     assert "+ index public.profiles_name" in out
     assert "~ column public.profiles.mood" in out and "default: \"'sad'::public.mood\" -> \"'ok'::public.mood\"" in out
+
+
+def _synthetic(
+    n_differences: int, statements: list[str], allow_data_loss: bool = False, n_uncompared: int = 0
+) -> CompareResult:
+    """A comparison result without a database: n changed columns, a plan of the given statements (a DROP deletes
+    data) and n rules pgshift does not compare."""
+    from tools.compare import CompareSummary, Difference, FieldDifference, KindCounts, NotCompared
+    from tools.plan.statement import ClientPlan, Hazard, HazardKind, Statement
+    from tools.untrusted import fence
+
+    differences = [
+        Difference(
+            kind="column",
+            name=f"public.t.c{i:04}",
+            change="changed",
+            table="public.t",
+            fields=[FieldDifference(field="default", before="x" * (i % 7) * 300, after=None)],
+        )
+        for i in range(n_differences)
+    ]
+    plan = ClientPlan(
+        statements=tuple(
+            Statement(
+                sql=sql,
+                object=f"table {sql.split()[-1]}",
+                hazards=(Hazard.of(HazardKind.DELETES_DATA),) if sql.startswith("DROP") else (),
+            )
+            for sql in statements
+        ),
+        allow_data_loss=allow_data_loss,
+    )
+    return CompareResult(
+        source="local",
+        target="production",
+        in_sync=not differences,
+        summary=CompareSummary(
+            added=0,
+            removed=0,
+            changed=n_differences,
+            total=n_differences,
+            by_kind={"column": KindCounts(changed=n_differences)} if differences else {},
+        ),
+        schemas=None,
+        kinds=["column"],
+        differences=fence(differences),
+        plan=fence(plan),
+        uncompared_count=n_uncompared,
+        uncompared=fence(
+            [
+                NotCompared(kind="rule", name=f"public.r{i:03}", definition="x" * 90, in_source=True, in_target=False)
+                for i in range(n_uncompared)
+            ]
+        )
+        if n_uncompared
+        else None,
+    )
+
+
+def _all_pages(result: CompareResult, limit: int) -> list[CompareAnswer]:
+    out = [answer_page(result, PageRequest(limit=limit))]
+    while out[-1].next_cursor is not None and len(out) < 100:
+        out.append(answer_page(result, PageRequest(limit=limit, cursor=out[-1].next_cursor)))
+    return out
+
+
+def test_pages_hold_every_difference_and_statement_once_within_the_limit_and_the_byte_budget() -> None:
+    result = _synthetic(700, [f"CREATE TABLE public.t{i}" for i in range(300)], n_uncompared=150)
+    got = _all_pages(result, limit=120)
+    rules = [o.name for p in got if p.uncompared is not None for o in p.uncompared.data]
+    assert rules == [f"public.r{i:03}" for i in range(150)]
+    names = [d.name for p in got for d in p.differences.data]
+    sql = [s.sql for p in got if p.statements is not None for s in p.statements.data]
+    assert names == [d.name for d in result.differences.data] and len(set(names)) == 700
+    assert sql == [f"CREATE TABLE public.t{i}" for i in range(300)]
+    assert all(len(p.differences.data) <= 120 and len(p.model_dump_json(exclude_none=True)) < 80_000 for p in got)
+    assert got[0].detail is False and got[0].differences.data[0].model_dump(exclude_none=True).get("changed_fields")
+    assert got[0].script is None and got[0].plan is not None and "pgshift plan" in (got[0].plan.script_withheld or "")
+    assert len(got) > 5 and "Last page." in got[-1].next_step and "cursor=" in got[0].next_step
+
+
+def test_a_small_comparison_is_one_detailed_page_with_its_script() -> None:
+    [page] = _all_pages(_synthetic(3, ["CREATE TABLE public.a"]), limit=200)
+    assert page.detail is True and page.next_cursor is None
+    assert page.script is not None and page.script.data == "CREATE TABLE public.a;\n"
+
+
+def test_a_blocked_plan_names_its_destructive_statements_in_the_summary_and_has_no_script() -> None:
+    [page] = _all_pages(_synthetic(0, ["CREATE TABLE public.a", "DROP TABLE public.gone"]), limit=200)
+    assert page.plan is not None and page.plan.blocked_by_data_loss and page.script is None
+    assert page.plan.destructive is not None
+    assert [(d.position, d.object) for d in page.plan.destructive.data] == [(1, "table public.gone")]
+    assert page.next_step.startswith("Blocked: 1 statement(s) would delete data")
+
+
+def test_a_cursor_of_another_comparison_or_not_ours_is_refused() -> None:
+    first = answer_page(_synthetic(700, []), PageRequest(limit=10))
+    assert first.next_cursor is not None
+    with pytest.raises(ConfigError, match="changed since that cursor"):
+        answer_page(_synthetic(699, []), PageRequest(limit=10, cursor=first.next_cursor))
+    with pytest.raises(ConfigError, match="not a next_cursor"):
+        answer_page(_synthetic(700, []), PageRequest(cursor="1.2"))

@@ -399,7 +399,7 @@ async def test_the_number_of_catalog_queries_does_not_grow_with_the_database(pg1
         schema = await read(two)
     assert len(schema.tables) == 40 and len(schema.views) == 39
     assert len(few) == len(many), "\n".join(many)
-    assert len(many) <= 21  # BEGIN, setup, 18 catalog queries (one for every kind not compared), COMMIT
+    assert len(many) <= 26  # BEGIN, setup, 23 catalog queries (one per kind, one for those not compared), COMMIT
 
 
 async def test_managed_schemas_are_read_when_asked_for(pg18: LocalPostgres) -> None:

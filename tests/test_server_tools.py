@@ -314,12 +314,32 @@ async def test_a_plan_blocked_by_data_loss_keeps_its_statements_but_not_its_scri
     try:
         envs = [Environment(name="local", url=db18), Environment(name="production", url=target)]
         async with make_client(envs) as client:
-            plan = (await call(client, "compare_schemas", plan=True))["plan"]["data"]
-            allowed = (await call(client, "compare_schemas", plan=True, allow_data_loss=True))["plan"]["data"]
+            blocked = await call(client, "compare_schemas", plan=True)
+            allowed = await call(client, "compare_schemas", plan=True, allow_data_loss=True)
     finally:
         await drop_database(pg18, target)
-    assert plan["blocked_by_data_loss"] and plan["script"] == ""
+    plan = blocked["plan"]
+    assert plan["blocked_by_data_loss"] and blocked["script"] is None
     assert "would delete data" in plan["script_withheld"] and "allow_data_loss=true" in plan["script_withheld"]
-    assert [s["sql"] for s in plan["statements"]] == ["DROP TABLE public.gone"]
-    assert plan["statements"][0]["hazards"][0]["kind"] == "deletes_data"
-    assert allowed["script"] == "DROP TABLE public.gone;\n" and allowed["script_withheld"] is None
+    assert [s["sql"] for s in blocked["statements"]["data"]] == ["DROP TABLE public.gone"]
+    assert blocked["statements"]["data"][0]["hazards"][0]["kind"] == "deletes_data"
+    assert [d["object"] for d in plan["destructive"]["data"]] == ["table public.gone"]
+    assert allowed["script"]["data"] == "DROP TABLE public.gone;\n" and allowed["plan"]["script_withheld"] is None
+
+
+async def test_list_migrations_pages_the_migrations_after_every_environments_counts(
+    db18: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "supabase" / "migrations"
+    folder.mkdir(parents=True)
+    for i in range(5):
+        (folder / f"2026010100000{i}_m{i}.sql").write_text(f"CREATE TABLE m{i} (id int);")
+    monkeypatch.chdir(tmp_path)
+    async with make_client([Environment(name="local", url=db18)]) as client:
+        first = await call(client, "list_migrations", limit=2)
+        rest = [await call(client, "list_migrations", limit=2, offset=o) for o in (2, 4)]
+    pages = [first, *rest]
+    versions = [m["version"] for p in pages for m in p["migrations"]["data"]]
+    assert versions == [f"2026010100000{i}" for i in range(5)]
+    assert [(p["total"], p["next_offset"]) for p in pages] == [(5, 2), (5, 4), (5, None)]
+    assert first["environments"][0]["pending"] == 5, "the counts cover every migration, not the page"

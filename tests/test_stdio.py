@@ -61,10 +61,7 @@ async def test_compare_schemas_with_its_plan_works_over_stdio(
         assert [(d["kind"], d["name"], d["change"]) for d in result["differences"]["data"]] == [
             ("column", "public.note.pinned", "added")
         ]
-        assert (
-            result["plan"]["data"]["script"].strip()
-            == "ALTER TABLE public.note ADD COLUMN pinned boolean DEFAULT false;"
-        )
+        assert result["script"]["data"].strip() == "ALTER TABLE public.note ADD COLUMN pinned boolean DEFAULT false;"
     finally:
         await drop_database(pg18, local)
         await drop_database(pg15, production)

@@ -26,9 +26,7 @@ CREATE RULE t_log_insert AS ON INSERT TO t DO ALSO INSERT INTO t_log VALUES (NEW
 CREATE STATISTICS t_stats (dependencies) ON id, n FROM t;
 ALTER TABLE t ALTER COLUMN body SET STORAGE EXTERNAL;
 ALTER TABLE t ALTER COLUMN n SET STATISTICS 500;
-CREATE AGGREGATE my_sum (int) (SFUNC = int4pl, STYPE = int);
-CREATE TYPE floatrange AS RANGE (subtype = float8);
-CREATE PUBLICATION supabase_realtime FOR TABLE t;
+CREATE AGGREGATE my_rank (int ORDER BY int) (SFUNC = int4pl, STYPE = int);
 CREATE FOREIGN DATA WRAPPER dummy;
 CREATE SERVER remote FOREIGN DATA WRAPPER dummy;
 CREATE FOREIGN TABLE remote_t (id int) SERVER remote;
@@ -41,10 +39,7 @@ EXPECTED = {
     ("statistics", "public.t_stats", None),
     ("column_storage", "public.t.body", "EXTERNAL"),
     ("column_statistics", "public.t.n", "500"),
-    ("aggregate", "public.my_sum(integer)", None),
-    ("range_type", "public.floatrange", None),
-    ("publication", "supabase_realtime", None),
-    ("publication_table", "supabase_realtime: public.t", None),
+    ("aggregate", "public.my_rank(integer ORDER BY integer)", None),
     ("foreign_data_wrapper", "dummy", None),
     ("foreign_server", "remote", None),
     ("foreign_table", "public.remote_t", None),
@@ -75,8 +70,6 @@ async def test_what_defines_each_object_is_read_with_it(pg: LocalPostgres) -> No
         schema = await read(url)
     found = {o.name: o.definition for o in schema.uncompared}
     assert found["public.t.t_log_insert"] is not None and "INSERT INTO public.t_log" in found["public.t.t_log_insert"]
-    assert found["supabase_realtime"] == "publish = insert, update, delete, truncate"
-    assert found["public.floatrange"] == "SUBTYPE double precision SUBTYPE_OPCLASS float8_ops"
     assert found["public.remote_t"] == "(id integer) SERVER remote"
     assert found["on_ddl"] == "EXECUTE FUNCTION public.on_ddl ENABLE O"
 
@@ -84,12 +77,15 @@ async def test_what_defines_each_object_is_read_with_it(pg: LocalPostgres) -> No
 async def test_a_schema_selection_leaves_database_wide_objects_out(pg18: LocalPostgres) -> None:
     async with databases((pg18, UNSUPPORTED)) as (url,):
         schema = await read(url, schemas=["public"])
-    assert _found(schema) == {e for e in EXPECTED if e[1].startswith(("public.", "supabase_realtime: "))}
+    assert _found(schema) == {e for e in EXPECTED if e[1].startswith("public.")}
 
 
 async def test_extension_objects_and_managed_schemas_are_not_listed(pg18: LocalPostgres) -> None:
     # citext brings its own aggregates (min, max); auth is Supabase-managed.
-    sql = "CREATE EXTENSION citext; CREATE SCHEMA auth; CREATE TYPE auth.r AS RANGE (subtype = int8);"
+    sql = (
+        "CREATE EXTENSION citext; CREATE SCHEMA auth;"
+        " CREATE AGGREGATE auth.r (int ORDER BY int) (SFUNC = int4pl, STYPE = int);"
+    )
     async with databases((pg18, sql)) as (url,):
         schema = await read(url)
     assert schema.uncompared == ()
@@ -110,18 +106,18 @@ async def test_compare_stays_in_sync_but_says_how_many_objects_it_did_not_compar
         local,
         production,
     ):
-        # The event trigger's function and the range type's constructors (with their grants) are compared kinds.
+        # The event trigger's function is a compared kind.
         result = await _compare(local, production, exclude_kinds=["function", "privilege"])
     assert result.in_sync, [(d.kind, d.name) for d in result.differences.data]
     assert result.uncompared is not None and result.uncompared.boundary_open.startswith("<untrusted-data-")
     sides = {(o.kind, o.name): (o.in_source, o.in_target) for o in result.uncompared.data}
     assert sides[("rule", "public.t.t_log_insert")] == (True, False)
     assert sides[("rule", "public.t.r")] == (False, True)
-    assert sides[("publication_table", "supabase_realtime: public.t")] == (True, False)
+    assert sides[("statistics", "public.t_stats")] == (True, False)
     assert result.uncompared_count == len(EXPECTED) + 1 and result.uncompared_differ
-    assert result.uncompared_note is not None and result.uncompared_note.startswith("13 objects not compared (")
+    assert result.uncompared_note is not None and result.uncompared_note.startswith("10 objects not compared (")
     text = render_compare(result)
-    assert text.startswith("in sync: ") and "13 objects not compared" in text
+    assert text.startswith("in sync: ") and "10 objects not compared" in text
     assert "+ not compared: rule public.t.t_log_insert" in text and "- not compared: rule public.t.r" in text
 
 
@@ -146,20 +142,23 @@ async def test_the_cli_drift_gate_fails_on_uncompared_objects_on_one_side_unless
 ) -> None:
     parser = argparse.ArgumentParser()
     add_compare_arguments(parser)
-    async with databases((pg18, BASE + "CREATE PUBLICATION p FOR TABLE t;"), (pg18, BASE)) as (local, production):
+    async with databases((pg18, BASE + "CREATE STATISTICS s (dependencies) ON id, n FROM t;"), (pg18, BASE)) as (
+        local,
+        production,
+    ):
         args = parser.parse_args(["--source", local, "--target", production, *ignore])
         assert await asyncio.to_thread(run_compare, args) == code
     out = capsys.readouterr().out
-    assert out.startswith("in sync: ") and "+ not compared: publication_table p: public.t" in out
+    assert out.startswith("in sync: ") and "+ not compared: statistics public.s" in out
 
 
 async def test_an_object_not_compared_but_defined_differently_fails_the_drift_gate(
     pg18: LocalPostgres, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    publication = "CREATE PUBLICATION p FOR TABLE t (id, n) WHERE (n > 0) WITH (publish = 'insert');"
+    statistics = "CREATE STATISTICS s (dependencies) ON id, n FROM t;"
     parser = argparse.ArgumentParser()
     add_compare_arguments(parser)
-    async with databases((pg18, BASE + publication), (pg18, BASE + publication.replace("n > 0", "n > 1"))) as (
+    async with databases((pg18, BASE + statistics), (pg18, BASE + statistics.replace("dependencies", "ndistinct"))) as (
         local,
         production,
     ):
@@ -167,10 +166,10 @@ async def test_an_object_not_compared_but_defined_differently_fails_the_drift_ga
         result = await _compare(local, production)
     assert code == 2 and result.in_sync and result.uncompared_differ
     assert result.uncompared is not None
-    member = next(o for o in result.uncompared.data if o.kind == "publication_table")
-    assert (member.differs, member.definition, member.target_definition) == (
+    stats = next(o for o in result.uncompared.data if o.kind == "statistics")
+    assert (stats.differs, stats.definition, stats.target_definition) == (
         True,
-        "(id, n) WHERE ((n > 0))",
-        "(id, n) WHERE ((n > 1))",
+        "CREATE STATISTICS public.s (dependencies) ON id, n FROM public.t",
+        "CREATE STATISTICS public.s (ndistinct) ON id, n FROM public.t",
     )
-    assert "~ not compared: publication_table p: public.t" in capsys.readouterr().out
+    assert "~ not compared: statistics public.s" in capsys.readouterr().out

@@ -35,11 +35,14 @@ from tools.migrations.runner import (
     existing_tables,
     planned_statements,
     preflight,
+    refuse_lock_conflicts,
     statements_digest,
     target_fingerprint,
     verified_loss,
 )
 from tools.migrations.steps import Prepared, Statement, body, plan_steps, split_statements
+from tools.undo.capture import estimate_kept
+from tools.undo.capture import options_for as undo_options
 from tools.untrusted import fence
 
 __all__ = ["ApplyResult", "PlannedStatement", "Timeouts", "apply_migration"]
@@ -131,6 +134,9 @@ async def apply_migration(
             history = await ledger.read_history(ro, prisma_schema)
             if already_applied(history, target, environment):
                 return _already(environment, target, mode, planned)
+            # Before the fingerprint: reading the catalog sets this transaction's search_path, and the migration's
+            # table names resolve with the session's.
+            kept = await estimate_kept(ro, undo_options(db, environment), target, prepared.statements)
             fingerprint = await target_fingerprint(ro)
             hazards = lint(parsed, existing_tables=await existing_tables(ro))
         request = approvals.file(
@@ -151,12 +157,16 @@ async def apply_migration(
             target_fingerprint=fingerprint,
             approval_id=request.id,
             hazards=hazards,
+            kept_bytes=kept,
             message=instruction(request, f"these {len(planned)} statement(s) (send the same migration)")
-            + _unguarded_note(proof),
+            + _unguarded_note(proof)
+            + (f" Data it destroys is kept for rollback first: about {kept} bytes." if kept else ""),
         )
 
     try:
         async with apply_session(db, environment, timeouts) as conn:
+            label = f"migration {target.version} ({target.name})"
+            await refuse_lock_conflicts(conn, environment, label, parsed, timeouts.lock_ms)
             prepared, proof = await _prepare_on_session(db, environment, conn, parsed, rewrite, target)
             planned = planned_statements(prepared)
             if env.protected:
@@ -169,7 +179,14 @@ async def apply_migration(
                 return _already(environment, target, mode, planned)
             await preflight(conn, environment, target, prepared.statements)
             result = await execute_migration(
-                conn, environment, target, prepared, timeouts, client=client, prisma_schema=prisma_schema
+                conn,
+                environment,
+                target,
+                prepared,
+                timeouts,
+                client=client,
+                prisma_schema=prisma_schema,
+                snapshots=undo_options(db, environment),
             )
     except ConnectionLost as lost:
         raise await verified_loss(db, environment, lost, prisma_schema) from None

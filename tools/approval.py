@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tools.errors import ConfigError, NotAllowed
 
 APPROVAL_TTL_S = 15 * 60
-Action = Literal["execute_sql", "apply_migration", "deploy"]
+Action = Literal["execute_sql", "apply_migration", "deploy", "rollback"]
 _ID = re.compile(r"^[a-f0-9]{16}$")
 
 
@@ -151,6 +151,21 @@ class ApprovalStore:
                 found.append(self.load(path.stem))
             except (NotAllowed, ConfigError):
                 continue
+        return sorted(found, key=lambda r: r.created_at)
+
+    def listed(self) -> list[ApprovalRequest]:
+        """Every pending (unexpired) request, oldest first, read without changing anything: unlike `pending`, an
+        expired or unreadable request is skipped, not deleted (for status views that only look)."""
+        if not self.directory.is_dir():
+            return []
+        found = []
+        for path in self.directory.glob("*.json"):
+            try:
+                request = ApprovalRequest.model_validate_json(path.read_text())
+            except (OSError, ValidationError, json.JSONDecodeError):
+                continue
+            if _ID.match(path.stem) and request.id == path.stem and not request.expired:
+                found.append(request)
         return sorted(found, key=lambda r: r.created_at)
 
     def is_approved(self, request_id: str) -> bool:

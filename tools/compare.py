@@ -8,6 +8,7 @@ comparison backs the `pgshift compare` command, a drift gate for CI: exit 0 in s
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Sequence
 from typing import Any, Literal, cast
@@ -20,8 +21,8 @@ from tools.diff import Change, SchemaDiff, check_kinds, diff_schemas
 from tools.errors import ConfigError
 from tools.introspect import gc_paused, introspect
 from tools.model import KINDS, Schema, to_plain
-from tools.plan.planner import plan_migration
-from tools.plan.statement import ClientPlan, Plan
+from tools.plan.rows import count_blockers
+from tools.plan.statement import Blocker, ClientPlan, Plan, Statement
 from tools.untrusted import Untrusted, fence
 
 
@@ -86,7 +87,7 @@ class CompareResult(_Frozen):
     uncompared_count: int = Field(
         default=0,
         description="Objects of kinds pgshift does not compare (rules, event triggers, extended statistics, foreign "
-        "objects, publications, column storage/statistics, aggregates, range types), on either side: in_sync says "
+        "objects, column storage/statistics, ordered-set aggregates), on either side: in_sync says "
         "nothing about them",
     )
     uncompared_differ: bool = Field(
@@ -281,7 +282,12 @@ async def compare_schemas(
     started = time.perf_counter()
     with gc_paused():  # one pause for the whole comparison; see `_finish`
         reads = list(await asyncio.gather(read(source), read(target)))
-        return _finish(reads, source, target, wanted, kinds, started, plan)
+        result = _finish(reads, source, target, wanted, kinds, started, plan)
+    if result.plan is not None and result.plan.data.row_checks:
+        async with db.read_only(target) as conn:
+            counted = await count_blockers(conn, result.plan.data)
+        result = result.model_copy(update={"plan": fence(ClientPlan.of(counted))})
+    return result
 
 
 async def compare_environments(
@@ -334,9 +340,7 @@ def _finish(
     diff = diff_schemas(src, tgt, kinds=kinds)
     diffed = time.perf_counter()
     timings = {"read_source": t_src, "read_target": t_tgt, "diff": diffed - read_done}
-    planned = (
-        plan_migration(src, tgt, allow_data_loss=plan.allow_data_loss, online=plan.online) if plan is not None else None
-    )
+    planned = _plan(src, tgt, plan) if plan is not None else None
     if planned is not None:
         timings["plan"] = time.perf_counter() - diffed
     skipped = not_compared(src, tgt)
@@ -344,3 +348,275 @@ def _finish(
     result = build_result(diff, source, target, schemas, kinds, timings, planned, skipped)
     total = round((time.perf_counter() - started) * 1000, 1)
     return result.model_copy(update={"timings_ms": {**result.timings_ms, "total": total}})
+
+
+# The MCP answer: the summary first, then one page of each list. The engine's CompareResult stays whole (the CLI
+# prints all of it); an assistant reads it page by page, each page under about 20,000 tokens.
+
+PAGE_BYTES = 24_000
+"""Per list and page: about 6,000 tokens of differences, as many of statements (at least one item per page)."""
+UNCOMPARED_PAGE_BYTES = 8_000
+SCRIPT_BYTES = 8_000
+"""A plan's whole script is inlined only up to this size, and only when every statement is on the first page."""
+DEFAULT_LIMIT = 200
+DESTRUCTIVE_SHOWN = 50
+
+
+class BriefDifference(_Frozen):
+    kind: str
+    name: str
+    change: Literal["added", "removed", "changed"]
+    table: str | None = None
+    changed_fields: list[str] | None = Field(
+        default=None, description="For a change: the fields that differ (detail=true adds before/after)"
+    )
+
+
+class Span(_Frozen):
+    start: int = Field(description="Position of this page's first item in the whole list")
+    count: int
+    total: int
+
+
+class PageInfo(_Frozen):
+    differences: Span
+    statements: Span | None = None
+    uncompared: Span | None = None
+
+
+class DestructiveStatement(_Frozen):
+    position: int = Field(description="Its position in the plan's statements, from 0")
+    object: str
+
+
+class PlanSummary(_Frozen):
+    statements: int
+    blocked_by_data_loss: bool = Field(description="True when the plan deletes data and allow_data_loss was not set")
+    allow_data_loss: bool
+    online: bool
+    destructive_count: int = Field(description="Statements that delete data")
+    destructive: Untrusted[list[DestructiveStatement]] | None = Field(
+        default=None, description=f"The first {DESTRUCTIVE_SHOWN} statements that delete data, with their objects"
+    )
+    hazards: dict[str, int] = Field(description="Statements per hazard kind")
+    not_transactional: int = Field(description="Statements that must run alone, outside a transaction")
+    blockers: Untrusted[list[Blocker]] | None = Field(
+        default=None, description="Rows on the target that would make a statement fail: resolve them before applying"
+    )
+    script_withheld: str | None = Field(default=None, description="Why `script` is not in this answer, when it is not")
+
+
+class PageRequest(_Frozen):
+    limit: int = Field(default=DEFAULT_LIMIT, ge=1, description="Most items of each list per page")
+    cursor: str | None = Field(default=None, description="The next_cursor of the previous page")
+    detail: bool = Field(default=False, description="Field-level before/after and definitions, whatever the size")
+
+
+class CompareAnswer(_Frozen):
+    """compare_schemas as an MCP client receives it: one page, the summary first."""
+
+    source: str
+    target: str
+    in_sync: bool = Field(description="True when the target matches the source for the compared kinds")
+    summary: CompareSummary
+    plan: PlanSummary | None = Field(default=None, description="With plan=true: the plan in figures")
+    next_step: str = Field(description="What the answer means and how to get the next page")
+    next_cursor: str | None = Field(default=None, description="Pass as cursor (same arguments) for the next page")
+    page: PageInfo = Field(description="Where this page's items are in each whole list")
+    detail: bool = Field(description="Whether differences carry field-level before/after and definitions")
+    schemas: list[str] | None
+    kinds: list[str]
+    uncompared_count: int = 0
+    uncompared_differ: bool = False
+    uncompared_note: str | None = None
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+    differences: Untrusted[list[Difference | BriefDifference]] = Field(
+        description="This page of the differences (fenced: names and definitions come from the databases)"
+    )
+    statements: Untrusted[list[Statement]] | None = Field(
+        default=None, description="With plan=true: this page of the ordered statements, each with its hazards"
+    )
+    script: Untrusted[str] | None = Field(
+        default=None,
+        description="On the first page: the whole plan as one psql-ready script, when it is small and not blocked",
+    )
+    uncompared: Untrusted[list[NotCompared]] | None = Field(
+        default=None, description="This page of the objects of kinds pgshift does not compare"
+    )
+
+
+def _brief(d: Difference) -> BriefDifference:
+    return BriefDifference(
+        kind=d.kind,
+        name=d.name,
+        change=d.change,
+        table=d.table,
+        changed_fields=[f.field for f in d.fields] if d.change == "changed" else None,
+    )
+
+
+def _sizes(items: Sequence[BaseModel]) -> list[int]:
+    return [len(i.model_dump_json(exclude_none=True)) for i in items]
+
+
+def _end(sizes: list[int], start: int, limit: int, budget: int) -> int:
+    """Where a page from `start` ends: at most `limit` items and `budget` bytes, at least one item."""
+    end, used = start, 0
+    while end < len(sizes) and end - start < limit and (end == start or used + sizes[end] <= budget):
+        used += sizes[end]
+        end += 1
+    return end
+
+
+def _digest(*lists: Sequence[BaseModel]) -> str:
+    """What the pages are cut from: a cursor from another comparison result is refused."""
+    h = hashlib.sha256()
+    for items in lists:
+        for item in items:
+            h.update(item.model_dump_json().encode())
+        h.update(b"\0")
+    return h.hexdigest()[:12]
+
+
+def _starts(cursor: str | None, digest: str, totals: tuple[int, int, int]) -> tuple[int, int, int]:
+    if cursor is None:
+        return 0, 0, 0
+    parts = cursor.split(".")
+    numbers = parts[:3]
+    if len(parts) != 4 or not all(p.isdigit() for p in numbers):
+        raise ConfigError(f"cursor {cursor[:40]!r} is not a next_cursor this tool returned; omit it for the first page")
+    if parts[3] != digest:
+        raise ConfigError(
+            "the comparison changed since that cursor was returned (a database changed, or other arguments were "
+            "passed): call again without cursor to start from the first page"
+        )
+    starts = (int(numbers[0]), int(numbers[1]), int(numbers[2]))
+    if any(s > t for s, t in zip(starts, totals, strict=True)):
+        raise ConfigError("cursor points past the end of the lists: call again without cursor")
+    return starts
+
+
+def _plan_summary(plan: ClientPlan, script_note: str | None) -> PlanSummary:
+    hazards: dict[str, int] = {}
+    for s in plan.statements:
+        for kind in {h.kind.value for h in s.hazards}:
+            hazards[kind] = hazards.get(kind, 0) + 1
+    destructive = [
+        DestructiveStatement(position=i, object=s.object) for i, s in enumerate(plan.statements) if s.destructive
+    ]
+    return PlanSummary(
+        statements=len(plan.statements),
+        blocked_by_data_loss=plan.blocked_by_data_loss,
+        allow_data_loss=plan.allow_data_loss,
+        online=plan.online,
+        destructive_count=len(destructive),
+        destructive=fence(destructive[:DESTRUCTIVE_SHOWN]) if destructive else None,
+        hazards=dict(sorted(hazards.items())),
+        not_transactional=sum(1 for s in plan.statements if not s.transactional),
+        blockers=fence(list(plan.blockers)) if plan.blockers else None,
+        script_withheld=plan.script_withheld or script_note,
+    )
+
+
+def _script_note(plan: ClientPlan, inline: bool, size: int, source: str, target: str) -> str | None:
+    if plan.blocked_by_data_loss or inline:
+        return None
+    return (
+        f"script not inlined ({size} bytes): it is the statements' sql in order, each followed by ';' "
+        f"(and preceded by SET lock_timeout = '<lock_timeout_ms>ms'; when set); at a terminal, "
+        f"`pgshift plan --source {source} --target {target}` prints it whole"
+    )
+
+
+def _next_step(answer: CompareAnswer, plan: ClientPlan | None, paging: bool) -> str:
+    steps = []
+    if answer.in_sync and (plan is None or plan.is_empty):
+        steps.append("In sync: nothing to do for the compared kinds.")
+    if plan is not None and plan.blocked_by_data_loss:
+        steps.append(
+            f"Blocked: {len(plan.destructive)} statement(s) would delete data (plan.destructive); do not apply this "
+            "plan; plan again with allow_data_loss=true only if the loss is intended."
+        )
+    if answer.next_cursor is not None:
+        steps.append(
+            f'More follows: call compare_schemas again with the same arguments and cursor="{answer.next_cursor}".'
+        )
+    elif paging:
+        steps.append("Last page.")
+    if not answer.detail and any(d.change == "changed" for d in answer.differences.data):
+        steps.append("Field-level before/after and definitions: detail=true (fewer differences per page).")
+    return " ".join(steps)
+
+
+def page_differences(
+    differences: Sequence[Difference], start: int, limit: int, detail: bool
+) -> tuple[list[Difference | BriefDifference], int, bool]:
+    """One page of differences from `start`: (the page, where the next starts, whether it is detailed). Detailed
+    (field-level before/after, definitions) when `detail` or when every difference fits in one page; otherwise
+    brief (kind, name, change, the names of the changed fields). Any answer listing differences can page them so."""
+    detailed = _sizes(differences)
+    if detail or sum(detailed) <= PAGE_BYTES:
+        end = _end(detailed, start, limit, PAGE_BYTES)
+        return list(differences[start:end]), end, True
+    brief = [_brief(d) for d in differences]
+    end = _end(_sizes(brief), start, limit, PAGE_BYTES)
+    return list(brief[start:end]), end, False
+
+
+def answer_page(result: CompareResult, request: PageRequest | None = None) -> CompareAnswer:
+    """One page of a comparison for an MCP client: the summary and the plan in figures first, then up to
+    `limit` differences, statements and not-compared objects (each list also cut at about PAGE_BYTES), and
+    `next_cursor` while anything is left. Differences carry their before/after when `detail` or when they all fit
+    on one page. Every item of every list is on exactly one page."""
+    request = request or PageRequest()
+    plan = result.plan.data if result.plan is not None else None
+    differences = result.differences.data
+    statements = list(plan.statements) if plan is not None else []
+    uncompared = result.uncompared.data if result.uncompared is not None else []
+    digest = _digest(differences, statements, uncompared)
+    d0, s0, u0 = _starts(request.cursor, digest, (len(differences), len(statements), len(uncompared)))
+    entries, d1, detail = page_differences(differences, d0, request.limit, request.detail)
+    statement_sizes = _sizes(statements)
+    s1 = _end(statement_sizes, s0, request.limit, PAGE_BYTES)
+    u1 = _end(_sizes(uncompared), u0, request.limit, UNCOMPARED_PAGE_BYTES)
+    more = d1 < len(differences) or s1 < len(statements) or u1 < len(uncompared)
+    script = plan.script if plan is not None else ""  # rendered once: empty while blocked
+    inline = (
+        plan is not None
+        and not plan.blocked_by_data_loss
+        and _end(statement_sizes, 0, request.limit, PAGE_BYTES) == len(statements)
+        and len(script) <= SCRIPT_BYTES
+    )
+    note = _script_note(plan, inline, len(script), result.source, result.target) if plan is not None else None
+    answer = CompareAnswer(
+        source=result.source,
+        target=result.target,
+        in_sync=result.in_sync,
+        summary=result.summary,
+        plan=_plan_summary(plan, note) if plan is not None else None,
+        next_step="",
+        next_cursor=f"{d1}.{s1}.{u1}.{digest}" if more else None,
+        page=PageInfo(
+            differences=Span(start=d0, count=d1 - d0, total=len(differences)),
+            statements=Span(start=s0, count=s1 - s0, total=len(statements)) if plan is not None else None,
+            uncompared=Span(start=u0, count=u1 - u0, total=len(uncompared)) if uncompared else None,
+        ),
+        detail=detail,
+        schemas=result.schemas,
+        kinds=result.kinds,
+        uncompared_count=result.uncompared_count,
+        uncompared_differ=result.uncompared_differ,
+        uncompared_note=result.uncompared_note,
+        timings_ms=result.timings_ms,
+        differences=fence(entries),
+        statements=fence(statements[s0:s1]) if plan is not None else None,
+        script=fence(script) if inline and s0 == 0 and script else None,
+        uncompared=fence(uncompared[u0:u1]) if uncompared else None,
+    )
+    return answer.model_copy(update={"next_step": _next_step(answer, plan, request.cursor is not None)})
+
+
+def _plan(source: Schema, target: Schema, options: PlanOptions) -> Plan:
+    from tools.plan.planner import plan_migration  # only with plan=true: the planner is a third of compare's imports
+
+    return plan_migration(source, target, allow_data_loss=options.allow_data_loss, online=options.online)

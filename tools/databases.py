@@ -55,6 +55,9 @@ class Environment(BaseModel):
     url: str = Field(repr=False)
     protected: bool = False
     read_only: bool = False
+    max_kept_bytes: int | None = Field(
+        default=None, ge=0, description="Refuse a migration whose kept data (for undo) would exceed this many bytes"
+    )
 
     @property
     def redacted_url(self) -> str:

@@ -37,10 +37,12 @@ from tools.migrations.runner import (
     preflight,
     prepare_for,
     refuse_forbidden,
+    refuse_lock_conflicts,
     target_fingerprint,
     verified_loss,
 )
 from tools.migrations.steps import Statement, split_statements
+from tools.undo.capture import options_for as undo_options
 from tools.untrusted import Untrusted, fence
 
 State = Literal["applied", "pending", "failed", "edited", "missing_locally"]
@@ -298,6 +300,9 @@ async def deploy(
             pending, warnings = _pending(history, folder, environment)
             parsed = _parse(pending)  # pending is set before any ConnectionLost can be raised
             supabase: bool | None = None  # detected once, with the first migration
+            every = [s for m in pending for s in parsed[m.label]]
+            what = f"deploying {len(pending)} migration(s)"
+            await refuse_lock_conflicts(conn, environment, what, every, timeouts.lock_ms)
             if env.protected:
                 assert approval_id is not None
                 fingerprint = await target_fingerprint(conn)
@@ -310,7 +315,14 @@ async def deploy(
                     await preflight(conn, environment, m, prepared.statements)
                     applied.append(
                         await execute_migration(
-                            conn, environment, m, prepared, timeouts, client=client, prisma_schema=prisma_schema
+                            conn,
+                            environment,
+                            m,
+                            prepared,
+                            timeouts,
+                            client=client,
+                            prisma_schema=prisma_schema,
+                            snapshots=undo_options(db, environment),
                         )
                     )
                 except ConnectionLost:

@@ -18,7 +18,10 @@ used by the diff and the planner alike, so that compare and plan always agree):
   two versions that are each server's default (what the same `CREATE EXTENSION` installs on each);
 - Supabase: on a Supabase target, an extension in `extensions` there and in `public` in the source (where
   pgshift's own rewrite puts it), and every reference `extensions.x` there against `public.x` in the source;
-  extensions the platform installs for itself count only when the source has them and the target does not.
+  extensions and publications the platform installs for itself count only when the source has them and the target
+  does not; grants (and default privileges) to platform roles count only where the source grants more than the
+  target has (never revoked: Supabase grants them by itself).
+- privilege types one server lacks (MAINTAIN before 17) are left out on both sides.
 Everything else is compared exactly.
 """
 
@@ -87,6 +90,7 @@ def check_kinds(kinds: Iterable[str]) -> list[str]:
 def diff_schemas(source: Schema, target: Schema, *, kinds: Collection[str] | None = None) -> SchemaDiff:
     """What must change in `target` to equal `source`, for the given kinds (default: all of KINDS)."""
     selected = set(check_kinds(kinds)) if kinds is not None else set(KINDS)
+    source, target = without_unshared_privileges(source, target)
     equivalences = equivalences_for(source, target)
     changes: list[Change] = []
     for kind in KINDS:
@@ -101,17 +105,78 @@ def diff_schemas(source: Schema, target: Schema, *, kinds: Collection[str] | Non
 
 
 def comparable_objects(kind: str, src: dict[str, Any], tgt: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The objects of one kind to compare: without the grants to platform roles, and without the extensions the
-    platform installed for itself (in the target when the source lacks them, on both sides when both have them
-    that way)."""
-    if kind == "privilege":
-        return {k: v for k, v in src.items() if not v.platform}, {k: v for k, v in tgt.items() if not v.platform}
-    if kind != "extension":
+    """The objects of one kind to compare, by what their model class says of the platform's own (`PLATFORM`):
+    - "granted" (privileges, default privileges): what is granted to platform roles counts only where the source
+      grants more than the target has (`missing_platform_grants`): never revoked, never drift when the target has
+      more (Supabase's own default grants), but granted when the app's migrations grant it and the target lacks it;
+    - "installed" (extensions, publications): what the platform installed for itself is left out in the target
+      when the source lacks it, and on both sides when both have it that way.
+    """
+    rule = next((getattr(type(o), "PLATFORM", None) for o in (*src.values(), *tgt.values())), None)
+    if rule == "granted":
+        extra = missing_platform_grants(src, tgt)
+        own_src = {k: v for k, v in src.items() if not v.platform}
+        own_tgt = {k: v for k, v in tgt.items() if not v.platform}
+        return own_src | extra, own_tgt | {k: tgt[k] for k in extra if k in tgt}
+    if rule != "installed":
         return src, tgt
     ignored = {k for k, t in tgt.items() if t.platform and (k not in src or src[k].platform)}
     if not ignored:
         return src, tgt
     return {k: v for k, v in src.items() if k not in ignored}, {k: v for k, v in tgt.items() if k not in ignored}
+
+
+def missing_platform_grants(src: Mapping[str, Any], tgt: Mapping[str, Any]) -> dict[str, Any]:
+    """The source's grants to platform roles that the target lacks in part or whole, each as the target's grant
+    widened by what the source adds (so that a plan only ever grants, never revokes, to a platform role)."""
+    out: dict[str, Any] = {}
+    for key, wanted in src.items():
+        if not wanted.platform:
+            continue
+        there = tgt.get(key)
+        held = set(there.privileges) if there is not None else set()
+        optioned = set(there.grantable) if there is not None else set()
+        if set(wanted.privileges) <= held and set(wanted.grantable) <= optioned:
+            continue
+        out[key] = dataclasses.replace(
+            there if there is not None else wanted,
+            privileges=tuple(sorted(held | set(wanted.privileges))),
+            grantable=tuple(sorted(optioned | set(wanted.grantable))),
+        )
+    return out
+
+
+# Privilege types only newer servers have (PostgreSQL 17's MAINTAIN): (type, first version_num that has it).
+_NEWER_PRIVILEGES: tuple[tuple[str, int], ...] = (("MAINTAIN", 170000),)
+
+
+def without_unshared_privileges(source: Schema, target: Schema) -> tuple[Schema, Schema]:
+    """Both schemas without the privilege types one of the two servers does not have (`GRANT ALL` gives MAINTAIN on
+    17+ and cannot on 15): neither can be compared nor planned. A grant left with none is dropped."""
+    low = min(source.server_version_num, target.server_version_num)
+    unshared = frozenset(p for p, since in _NEWER_PRIVILEGES if 0 < low < since)
+    if not unshared:
+        return source, target
+    return _without_privilege_types(source, unshared), _without_privilege_types(target, unshared)
+
+
+def _without_privilege_types(schema: Schema, types: frozenset[str]) -> Schema:
+    def strip(items: tuple[Any, ...]) -> tuple[Any, ...]:
+        out = []
+        for p in items:
+            if types.isdisjoint(p.privileges) and types.isdisjoint(p.grantable):
+                out.append(p)
+                continue
+            kept = tuple(x for x in p.privileges if x not in types)
+            if kept or not p.privileges:
+                out.append(
+                    dataclasses.replace(p, privileges=kept, grantable=tuple(x for x in p.grantable if x in kept))
+                )
+        return tuple(out)
+
+    return dataclasses.replace(
+        schema, privileges=strip(schema.privileges), default_privileges=strip(schema.default_privileges)
+    )
 
 
 SUPABASE_EXTENSION_SCHEMA = "extensions"

@@ -93,6 +93,8 @@ def _normalise_entry(block: str) -> str:
             body = sorted(ln.strip().removesuffix(",") for ln in m.group(2).split("\n") if ln.strip())
             stmt = m.group(1) + ",\n".join(f"    {ln}" for ln in body) + m.group(3)
         out.append(stmt.strip())
+    if out and all(s.startswith(("GRANT ", "REVOKE ")) for s in out):
+        out.sort()  # the order of the grants inside one ACL entry means nothing
     return "\n".join(s for s in out if s)
 
 

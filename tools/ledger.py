@@ -30,7 +30,7 @@ from tools.errors import ConfigError
 from tools.introspect.filters import LEDGER_SCHEMA, PRISMA_HISTORY_TABLE, SUPABASE_HISTORY_SCHEMA
 from tools.migrations.folder import Migration
 from tools.migrations.parse import split_statements
-from tools.sql import qualified
+from tools.sql import qualified, quote_ident
 
 LEDGER_TABLE = "migrations"
 SUPABASE_SCHEMA = SUPABASE_HISTORY_SCHEMA
@@ -57,7 +57,7 @@ CREATE TABLE IF NOT EXISTS {LEDGER} (
     started_at timestamptz NOT NULL,
     finished_at timestamptz NOT NULL DEFAULT clock_timestamp(),
     duration_ms integer NOT NULL,
-    outcome text NOT NULL CHECK (outcome IN ('applied', 'failed')),
+    outcome text NOT NULL CONSTRAINT migrations_outcome_check CHECK (outcome IN ('applied', 'failed', 'rolled_back')),
     error text
 );
 CREATE INDEX IF NOT EXISTS migrations_version ON {LEDGER} (version);
@@ -109,7 +109,7 @@ class LedgerRow(Frozen):
     started_at: datetime
     finished_at: datetime
     duration_ms: int
-    outcome: Literal["applied", "failed"]
+    outcome: Literal["applied", "failed", "rolled_back"]
     error: str | None = None
 
 
@@ -231,6 +231,30 @@ SELECT to_regclass($1) IS NOT NULL AS ledger,
 """
 
 
+# Supabase's Data API (PostgREST) serves `public` to these roles, and the platform's default privileges grant them
+# every table the `postgres` role creates there: the history tables pgshift creates or writes are closed to them.
+API_ROLES = ("anon", "authenticated")
+
+EXPOSED_HISTORY = """
+SELECT t.name, ARRAY(SELECT r.rolname::text FROM pg_catalog.pg_roles r
+                     WHERE r.rolname = ANY($2::text[]) AND pg_catalog.has_table_privilege(
+                         r.oid, c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
+                     ORDER BY 1) AS roles
+FROM unnest($1::text[]) AS t(name)
+JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(t.name)
+WHERE pg_catalog.pg_has_role(current_user, c.relowner, 'USAGE')
+"""
+
+
+async def close_to_api_roles(conn: asyncpg.Connection, tables: list[str]) -> None:
+    """Revoke every privilege `anon` and `authenticated` hold on those of `tables` we own (where those roles exist: a
+    Supabase database). Row-level security is left as it is: Prisma, writing its history as a role that neither owns
+    the table nor bypasses RLS, would otherwise find it empty."""
+    for table, roles in await conn.fetch(EXPOSED_HISTORY, tables, list(API_ROLES)):
+        if roles:
+            await conn.execute(f"REVOKE ALL ON {table} FROM {', '.join(quote_ident(r) for r in roles)}")
+
+
 async def ensure_tables(conn: asyncpg.Connection, *, prisma: bool, prisma_schema: str = DEFAULT_PRISMA_SCHEMA) -> None:
     """Create the history tables that are missing (inside the caller's transaction).
 
@@ -257,6 +281,7 @@ async def ensure_tables(conn: asyncpg.Connection, *, prisma: bool, prisma_schema
         script += create_prisma_sql(prisma_schema)
     if script:
         await conn.execute(script)
+    await close_to_api_roles(conn, [LEDGER, SUPABASE] + ([prisma_table(prisma_schema)] if prisma else []))
 
 
 def authored_statements(migration: Migration) -> list[str] | None:
@@ -346,3 +371,77 @@ async def record(
             started_at,
             1 if outcome == "applied" else 0,
         )
+
+
+# Ledgers created before rollback existed allow only 'applied' and 'failed'.
+OUTCOMES_WITH_ROLLBACK = f"""
+SELECT pg_catalog.pg_get_constraintdef(oid) LIKE '%rolled_back%' FROM pg_catalog.pg_constraint
+WHERE conrelid = to_regclass('{LEDGER}') AND conname = 'migrations_outcome_check'
+"""
+ALLOW_ROLLED_BACK = f"""
+ALTER TABLE {LEDGER} DROP CONSTRAINT IF EXISTS migrations_outcome_check,
+    ADD CONSTRAINT migrations_outcome_check CHECK (outcome IN ('applied', 'failed', 'rolled_back'))
+"""
+
+
+# Prisma's rows of a rolled-back migration (its folder is `<version>_<name>`). A failed row gets `rolled_back_at`, as
+# `prisma migrate resolve --rolled-back` does. A finished row is deleted: `migrate deploy` skips a migration having any
+# row without `rolled_back_at` (schema-engine/core/src/commands/apply_migrations.rs), but `migrate status` looks rows
+# up by name whatever their `rolled_back_at` (diagnose_migration_history.rs: `fs_migrations_not_in_db`), so only
+# without the row do both report the migration as not applied. Our ledger keeps the record.
+PRISMA_ROLL_BACK_FAILED = """UPDATE {table} SET rolled_back_at = clock_timestamp()
+WHERE finished_at IS NULL AND rolled_back_at IS NULL AND left(migration_name, length($1) + 1) = $1 || '_'"""
+PRISMA_FORGET_FINISHED = """DELETE FROM {table}
+WHERE finished_at IS NOT NULL AND left(migration_name, length($1) + 1) = $1 || '_'"""
+
+
+class Reverted(Frozen):
+    """A migration a rollback undid, as the ledger knew it."""
+
+    version: str
+    name: str
+    source: str
+    checksum: str
+
+
+async def record_rollback(
+    conn: asyncpg.Connection,
+    reverted: list[Reverted],
+    *,
+    statements: list[str],
+    started_at: datetime,
+    duration_ms: int,
+    client: str = "pgshift",
+    prisma_schema: str = DEFAULT_PRISMA_SCHEMA,
+    error: str | None = None,
+) -> None:
+    """Record a rollback in the three histories (inside the rollback's transaction).
+
+    Our ledger gets a 'rolled_back' row per reverted migration with the statements the rollback ran (`error` holds
+    the rollback's own note, such as the snapshot it returned to); Supabase's row for each version is deleted, as
+    `supabase migration repair --status reverted` does; Prisma's finished row is deleted and a failed one marked
+    rolled back (see PRISMA_FORGET_FINISHED), so `migrate status` lists the migration as not applied and `migrate
+    deploy` applies it again.
+    """
+    await ensure_tables(conn, prisma=False, prisma_schema=prisma_schema)
+    if not await conn.fetchval(OUTCOMES_WITH_ROLLBACK):
+        await conn.execute(ALLOW_ROLLED_BACK)
+    for m in reverted:
+        await conn.execute(
+            f"""INSERT INTO {LEDGER} (version, name, source, checksum, statements, client, started_at, duration_ms,
+                                      outcome, error)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'rolled_back', $9)""",
+            m.version,
+            m.name,
+            m.source,
+            m.checksum,
+            statements,
+            client,
+            started_at,
+            duration_ms,
+            error,
+        )
+        await conn.execute(f"DELETE FROM {SUPABASE} WHERE version = $1", m.version)
+        if await _exists(conn, prisma_table(prisma_schema)):
+            await conn.execute(PRISMA_ROLL_BACK_FAILED.format(table=prisma_table(prisma_schema)), m.version)
+            await conn.execute(PRISMA_FORGET_FINISHED.format(table=prisma_table(prisma_schema)), m.version)

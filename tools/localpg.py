@@ -227,6 +227,9 @@ class LocalPostgres:
             # (the template is no longer copied through the WAL), which dominates test time.
             " -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
             " -c wal_level=minimal -c max_wal_senders=0"
+            # A migration creating thousands of tables locks each in one transaction: the default 64 locks per
+            # transaction (times max_connections) runs out ("out of shared memory") around 4,000 tables.
+            " -c max_locks_per_transaction=256"
         )
         self._run(
             [

@@ -25,7 +25,7 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, ClassVar
 
 from tools.sql import qualified, quote_ident
 
@@ -62,6 +62,8 @@ class Namespace:
 
 @dataclass(frozen=True, slots=True)
 class Extension:
+    PLATFORM: ClassVar[str] = "installed"  # see `tools.diff.comparable_objects`
+
     name: str
     schema: str
     version: str
@@ -151,6 +153,43 @@ class CompositeType:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "key", qname(self.schema, self.name))
+
+
+@dataclass(frozen=True, slots=True)
+class RangeType:
+    """`CREATE TYPE ... AS RANGE`; its constructor functions are PostgreSQL's (not listed as functions)."""
+
+    schema: str
+    name: str
+    subtype: str  # format_type of the subtype
+    subtype_opclass: str | None = None  # qualified operator class when not the subtype's default
+    collation: str | None = None  # qualified collation when not the subtype's own
+    subtype_diff: str | None = None  # the function as regproc prints it (`float8mi`, `public.f`)
+    multirange: str | None = None  # the multirange type's qualified name (PostgreSQL 14+)
+    comment: str | None = None
+    functions: tuple[str, ...] = field(default=(), compare=False, repr=False)  # keys of the user functions it calls
+
+    key: str = field(init=False, compare=False, repr=False)  # cached at construction
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", qname(self.schema, self.name))
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregate:
+    """A plain aggregate (`CREATE AGGREGATE`); ordered-set and hypothetical ones are reported as not compared."""
+
+    schema: str
+    name: str
+    identity_arguments: str  # pg_get_function_identity_arguments
+    options: tuple[str, ...]  # `SFUNC = int4pl`, `STYPE = integer`, ... in CREATE AGGREGATE order
+    comment: str | None = None
+    functions: tuple[str, ...] = field(default=(), compare=False, repr=False)  # keys of the user functions it calls
+
+    key: str = field(init=False, compare=False, repr=False)  # cached at construction
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", f"{qname(self.schema, self.name)}({self.identity_arguments})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,6 +408,8 @@ class Policy:
 class Privilege:
     """Privileges one grantee holds on one object (owners' own privileges are not listed)."""
 
+    PLATFORM: ClassVar[str] = "granted"  # see `tools.diff.comparable_objects`
+
     object_kind: str  # SCHEMA | TABLE | VIEW | MATERIALIZED VIEW | SEQUENCE | FUNCTION | PROCEDURE | COLUMN | TYPE
     object: str  # key of the object; for COLUMN the column key `schema.table.column`
     grantee: str  # role name, or PUBLIC
@@ -382,6 +423,80 @@ class Privilege:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "key", f"{self.object_kind} {self.object} TO {self.grantee}")
+
+
+@dataclass(frozen=True, slots=True)
+class DefaultPrivilege:
+    """`ALTER DEFAULT PRIVILEGES FOR ROLE role [IN SCHEMA s] GRANT ... ON <object_type> TO grantee` (pg_default_acl).
+
+    `privileges` is what `grantee` gets on every new object of that type `role` creates, compared with what
+    PostgreSQL gives without any default privilege (EXECUTE on functions and USAGE on types to PUBLIC, for entries
+    without a schema); only grantees whose set differs from that are listed, so an empty `privileges` is a revoked
+    default (`REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC`). The role's own privileges are not listed.
+    """
+
+    PLATFORM: ClassVar[str] = "granted"  # grants to platform roles are never drift
+
+    role: str
+    schema: str | None  # None: every schema (the role's global default)
+    object_type: str  # TABLES | SEQUENCES | FUNCTIONS | TYPES | SCHEMAS | LARGE OBJECTS
+    grantee: str  # role name, or PUBLIC
+    privileges: tuple[str, ...]  # sorted
+    grantable: tuple[str, ...] = ()
+    platform: bool = field(default=False, compare=False, repr=False)
+
+    key: str = field(init=False, compare=False, repr=False)  # cached at construction
+
+    def __post_init__(self) -> None:
+        where = f" IN SCHEMA {ident(self.schema)}" if self.schema is not None else ""
+        grantee = "PUBLIC" if self.grantee == "PUBLIC" else ident(self.grantee)
+        object.__setattr__(self, "key", f"FOR ROLE {ident(self.role)}{where} ON {self.object_type} TO {grantee}")
+
+
+def builtin_default_privileges(object_type: str, grantee: str, schema: str | None) -> tuple[str, ...]:
+    """What `grantee` gets on a new object without any default privilege (the creating role's own aside): EXECUTE
+    on functions and USAGE on types to PUBLIC. An entry for one schema only adds to that, so it starts from nothing."""
+    if schema is not None or grantee != "PUBLIC":
+        return ()
+    return {"FUNCTIONS": ("EXECUTE",), "TYPES": ("USAGE",)}.get(object_type, ())
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """A publication (`CREATE PUBLICATION`); its tables and schemas are `PublicationMember`s."""
+
+    PLATFORM: ClassVar[str] = "installed"  # the platform's own (supabase_realtime) only counts when the source has it
+
+    name: str
+    all_tables: bool
+    publish: tuple[str, ...]  # insert, update, delete, truncate (in that order)
+    via_root: bool = False
+    comment: str | None = None
+    # Created by the platform for itself (Supabase's `supabase_realtime`): like a platform extension.
+    platform: bool = field(default=False, compare=False, repr=False)
+
+    key: str = field(init=False, compare=False, repr=False)  # cached at construction
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", ident(self.name))
+
+
+@dataclass(frozen=True, slots=True)
+class PublicationMember:
+    """A table of a publication (`ALTER PUBLICATION p ADD TABLE t (cols) WHERE (...)`), or a whole schema
+    (`ADD TABLES IN SCHEMA s`, PostgreSQL 15+) when `table` is None. Keyed `p: schema.table`."""
+
+    publication: str
+    schema: str
+    table: str | None  # table key; None for a whole schema
+    columns: tuple[str, ...] = ()  # the column list, in column order; () for every column
+    row_filter: str | None = None  # pg_get_expr of the WHERE clause
+
+    key: str = field(init=False, compare=False, repr=False)  # cached at construction
+
+    def __post_init__(self) -> None:
+        member = self.table if self.table is not None else f"TABLES IN SCHEMA {ident(self.schema)}"
+        object.__setattr__(self, "key", f"{ident(self.publication)}: {member}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -436,6 +551,11 @@ class Schema:
     triggers: tuple[Trigger, ...] = ()
     policies: tuple[Policy, ...] = ()
     privileges: tuple[Privilege, ...] = ()
+    default_privileges: tuple[DefaultPrivilege, ...] = ()
+    range_types: tuple[RangeType, ...] = ()
+    aggregates: tuple[Aggregate, ...] = ()
+    publications: tuple[Publication, ...] = ()
+    publication_members: tuple[PublicationMember, ...] = ()
     dependencies: tuple[Dependency, ...] = ()  # sorted; derived data, not diffed
     # Objects of kinds not compared (sorted by key): reported, never diffed; in the fingerprint only when any.
     uncompared: tuple[UncomparedObject, ...] = field(default=(), compare=False)
@@ -482,7 +602,9 @@ class Schema:
         digest = hashlib.sha256()
         norm = self.normalised()
         for attr, _kind in (*COLLECTIONS, ("dependencies", "dependency")):
-            digest.update(f"{attr}={getattr(norm, attr)!r}\n".encode())
+            value = getattr(norm, attr)
+            if value or attr not in _HASHED_ONLY_WHEN_ANY:
+                digest.update(f"{attr}={value!r}\n".encode())
         if norm.uncompared:  # schemas without any keep the fingerprint they always had
             digest.update(f"uncompared={norm.uncompared!r}\n".encode())
         return digest.hexdigest()
@@ -504,37 +626,32 @@ COLLECTIONS: tuple[tuple[str, str], ...] = (
     ("enums", "enum"),
     ("domains", "domain"),
     ("composite_types", "composite_type"),
+    ("range_types", "range_type"),
     ("sequences", "sequence"),
     ("tables", "table"),
     ("views", "view"),
     ("constraints", "constraint"),
     ("indexes", "index"),
     ("functions", "function"),
+    ("aggregates", "aggregate"),
     ("triggers", "trigger"),
     ("policies", "policy"),
     ("privileges", "privilege"),
+    ("publications", "publication"),
+    ("publication_members", "publication_member"),
+    ("default_privileges", "default_privilege"),
 )
 _ATTR_OF_KIND = {kind: attr for attr, kind in COLLECTIONS}
+# Collections added after fingerprints were first handed out: a schema without any keeps its fingerprint.
+_HASHED_ONLY_WHEN_ANY = frozenset(
+    {"publications", "publication_members", "default_privileges", "range_types", "aggregates"}
+)
 
-# Every kind the diff knows. "column" is diffed on its own (keyed `schema.table.column`) and is not
-# part of the "table" comparison; "view" covers views and materialized views.
-KINDS: tuple[str, ...] = (
-    "schema",
-    "extension",
-    "collation",
-    "enum",
-    "domain",
-    "composite_type",
-    "sequence",
-    "table",
-    "column",
-    "view",
-    "constraint",
-    "index",
-    "function",
-    "trigger",
-    "policy",
-    "privilege",
+# Every kind the diff knows: the collections in creation order, with "column" after "table". "column" is
+# diffed on its own (keyed `schema.table.column`) and is not part of the "table" comparison; "view" covers views
+# and materialized views.
+KINDS: tuple[str, ...] = tuple(
+    k for _attr, kind in COLLECTIONS for k in ((kind, "column") if kind == "table" else (kind,))
 )
 
 

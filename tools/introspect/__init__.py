@@ -19,18 +19,23 @@ import asyncpg
 
 from tools.errors import ConfigError, DatabaseError
 from tools.introspect import (
+    aggregates,
     constraints,
+    default_privileges,
     dependencies,
     functions,
     indexes,
     namespaces,
     privileges,
+    publications,
+    range_types,
     relations,
     sequences,
     triggers,
     types,
     uncompared,
 )
+from tools.introspect.declared import KindQuery, ReadOptions
 from tools.introspect.filters import (
     SUPABASE_DEFAULT_EXTENSIONS,
     SUPABASE_MANAGED_SCHEMAS,
@@ -44,12 +49,21 @@ from tools.sql import quote_literal
 from tools.untrusted import fence_text
 
 __all__ = [
+    "DECLARED",
     "QUERIES",
     "SUPABASE_MANAGED_SCHEMAS",
     "SYSTEM_SCHEMAS",
     "gc_paused",
     "introspect",
 ]
+
+# Kinds declared as one unit (a query and a builder, see `tools.introspect.declared`): adding one is a line here.
+DECLARED: tuple[KindQuery, ...] = (
+    *publications.QUERIES,
+    *default_privileges.QUERIES,
+    *range_types.QUERIES,
+    *aggregates.QUERIES,
+)
 
 # Every catalog query: (name, SQL, takes the schema filter). Costliest first, so that helper connections
 # pulling from one queue finish together. Plus one statement for the version, search_path and Supabase test.
@@ -71,6 +85,7 @@ QUERIES: tuple[tuple[str, str, bool], ...] = (
     ("collations", namespaces.COLLATIONS, True),
     ("uncompared", uncompared.UNCOMPARED, True),
     ("namespaces", namespaces.NAMESPACES, True),
+    *((q.attr, q.sql, True) for q in DECLARED),
     ("extensions", namespaces.EXTENSIONS, False),
 )
 
@@ -207,6 +222,7 @@ async def _read(
     names: relations.AttributeNames = {}
     cols = relations.columns(rows["columns"], identity, names)
     platform_ext = () if include_managed else SUPABASE_DEFAULT_EXTENSIONS
+    options = ReadOptions(include_managed=include_managed)
     schema = Schema(
         namespaces=namespaces.namespaces(rows["namespaces"]),
         extensions=namespaces.extensions(
@@ -232,5 +248,6 @@ async def _read(
         available_extensions=namespaces.available_extensions(rows["extensions"]),
         default_extensions=namespaces.available_extensions(rows["extensions"], "default"),
         uncompared=uncompared.uncompared(rows["uncompared"]),
+        **{q.attr: q.build(rows[q.attr], options) for q in DECLARED},
     )
     return without_history_tables(schema)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from tools.sql import quote_literal
+
 # Schemas Supabase creates and manages; excluded unless the caller asks for them. References into
 # them (a foreign key to auth.users, a policy calling auth.uid()) stay in the model as references.
 SUPABASE_MANAGED_SCHEMAS: tuple[str, ...] = (
@@ -66,6 +68,9 @@ PRISMA_HISTORY_TABLE = "_prisma_migrations"
 HISTORY_SCHEMAS: tuple[str, ...] = (LEDGER_SCHEMA, SUPABASE_HISTORY_SCHEMA)
 HISTORY_TABLES: tuple[str, ...] = (PRISMA_HISTORY_TABLE,)
 
+# Publications Supabase creates for itself: never drift when only the target has them (see `tools.model.Publication`).
+SUPABASE_PLATFORM_PUBLICATIONS: tuple[str, ...] = ("supabase_realtime", "supabase_realtime_messages_publication")
+
 # Extensions a Supabase project has from the start (they live in managed schemas).
 SUPABASE_DEFAULT_EXTENSIONS: tuple[str, ...] = (
     "pg_graphql",
@@ -85,11 +90,34 @@ def schema_filter(alias: str) -> str:
     )
 
 
+def in_managed_schema(alias: str) -> str:
+    """SQL predicate: `<alias>.nspname` is a Supabase-managed schema. The app's own objects on the platform's tables
+    (a trigger on auth.users, a policy on storage.objects) are read through this even when the managed schemas
+    are left out."""
+    names = ", ".join(quote_literal(s) for s in SUPABASE_MANAGED_SCHEMAS)
+    return f"{alias}.nspname = ANY(ARRAY[{names}]::text[])"
+
+
+def whole_database() -> str:
+    """SQL predicate: no schema selection was given (objects that belong to no schema are read only then). Names
+    both bind parameters, so a query that uses no other filter still takes the same two."""
+    return "($2::text[] IS NULL AND $1::text[] IS NOT NULL)"
+
+
 def not_extension_member(catalog: str, oid_expr: str) -> str:
     """SQL predicate: the object `oid_expr` of system catalog `catalog` was not created by an extension."""
     return (
         f"NOT EXISTS (SELECT FROM pg_catalog.pg_depend x WHERE x.classid = '{catalog}'::regclass"
         f" AND x.objid = {oid_expr} AND x.deptype = 'e')"
+    )
+
+
+def not_generated_for(catalog: str, oid_expr: str) -> str:
+    """SQL predicate: the object `oid_expr` of system catalog `catalog` was not made by PostgreSQL for another object
+    (pg_depend deptype 'i': a range type's constructor functions)."""
+    return (
+        f"NOT EXISTS (SELECT FROM pg_catalog.pg_depend x WHERE x.classid = '{catalog}'::regclass"
+        f" AND x.objid = {oid_expr} AND x.deptype = 'i')"
     )
 
 

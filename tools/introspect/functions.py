@@ -1,4 +1,5 @@
-"""Functions and procedures (aggregates are not read), with their complete definition."""
+"""Functions and procedures, with their complete definition (aggregates are in `routines.py`; the constructors
+PostgreSQL makes for a range type are not read: they come with the type)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections.abc import Iterable
 
 import asyncpg
 
-from tools.introspect.filters import not_extension_member, schema_filter
+from tools.introspect.filters import not_extension_member, not_generated_for, schema_filter
 from tools.model import Function
 
 FUNCTIONS = f"""
@@ -26,6 +27,7 @@ JOIN pg_catalog.pg_language l ON l.oid = p.prolang
 LEFT JOIN pg_catalog.pg_description d
   ON d.objoid = p.oid AND d.classoid = 'pg_catalog.pg_proc'::regclass AND d.objsubid = 0
 WHERE p.prokind IN ('f', 'p', 'w') AND {schema_filter("n")} AND {not_extension_member("pg_catalog.pg_proc", "p.oid")}
+  AND {not_generated_for("pg_catalog.pg_proc", "p.oid")}
 """
 
 _KINDS = {"f": "FUNCTION", "p": "PROCEDURE", "w": "WINDOW"}

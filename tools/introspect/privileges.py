@@ -10,7 +10,7 @@ from collections.abc import Collection, Iterable
 
 import asyncpg
 
-from tools.introspect.filters import not_extension_member, schema_filter
+from tools.introspect.filters import not_extension_member, not_generated_for, schema_filter
 from tools.model import Privilege, member_key, qname
 from tools.sql import quote_ident
 
@@ -34,6 +34,7 @@ WITH acl AS (
          coalesce(p.proacl, pg_catalog.acldefault('f', p.proowner))
   FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
   WHERE p.prokind IN ('f', 'p', 'w') AND {schema_filter("n")} AND {not_extension_member("pg_catalog.pg_proc", "p.oid")}
+  AND {not_generated_for("pg_catalog.pg_proc", "p.oid")}
   UNION ALL
   SELECT 'SCHEMA', n.nspname, NULL, NULL, n.nspowner, n.nspacl
   FROM pg_catalog.pg_namespace n

@@ -1,4 +1,10 @@
-"""Triggers (user triggers only: no internal FK triggers, no partition clones) and RLS policies."""
+"""Triggers (user triggers only: no internal FK triggers, no partition clones) and RLS policies.
+
+The app's own objects on the platform's tables are read even when the Supabase-managed schemas are left out: a
+trigger on a managed table (auth.users) whose function is in a selected schema (the usual `handle_new_user`), and
+every policy on a managed table (storage.objects) when no schema selection is given. The table stays the
+platform's: only the trigger or policy is compared and planned.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ from collections.abc import Iterable
 
 import asyncpg
 
-from tools.introspect.filters import schema_filter
+from tools.introspect.filters import in_managed_schema, schema_filter, whole_database
 from tools.model import Policy, Trigger, qname
 
 TRIGGERS = f"""
@@ -20,7 +26,8 @@ JOIN pg_catalog.pg_proc f ON f.oid = t.tgfoid
 JOIN pg_catalog.pg_namespace fn ON fn.oid = f.pronamespace
 LEFT JOIN pg_catalog.pg_description d
   ON d.objoid = t.oid AND d.classoid = 'pg_catalog.pg_trigger'::regclass AND d.objsubid = 0
-WHERE NOT t.tgisinternal AND t.tgparentid = 0 AND {schema_filter("n")}
+WHERE NOT t.tgisinternal AND t.tgparentid = 0
+  AND ({schema_filter("n")} OR ({in_managed_schema("n")} AND {schema_filter("fn")}))
 """
 
 # pg_trigger.tgtype bits (src/include/catalog/pg_trigger.h)
@@ -77,7 +84,7 @@ JOIN pg_catalog.pg_class c ON c.oid = p.polrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_catalog.pg_description d
   ON d.objoid = p.oid AND d.classoid = 'pg_catalog.pg_policy'::regclass AND d.objsubid = 0
-WHERE {schema_filter("n")}
+WHERE {schema_filter("n")} OR ({in_managed_schema("n")} AND {whole_database()})
 """
 
 _COMMANDS = {"*": "ALL", "r": "SELECT", "a": "INSERT", "w": "UPDATE", "d": "DELETE"}

@@ -2,13 +2,13 @@
 
 One named query per kind (module constants below), each returning (kind, name, detail, definition); they run
 as one catalog round trip (`UNCOMPARED`, registered in `tools.introspect.QUERIES`). `detail` is part of the
-identity where the name alone is not enough (a column's storage or statistics target, FOR ALL TABLES);
-`definition` is the rest of what defines the object (a rule's text, a publication's operations, a member
-table's column list and row filter), so an object defined differently on the two sides is seen as such.
+identity where the name alone is not enough (a column's storage or statistics target); `definition` is the rest
+of what defines the object (a rule's text, an aggregate's functions), so an object defined differently on the
+two sides is seen as such.
 
 Objects created by an extension (pg_depend deptype 'e') and objects in excluded schemas (Supabase-managed,
 system) are left out, as for the compared kinds. Objects that belong to no schema (event triggers, foreign
-data wrappers and servers, publications) are listed only when no schema selection is given.
+data wrappers and servers) are listed only when no schema selection is given.
 """
 
 from __future__ import annotations
@@ -92,39 +92,6 @@ JOIN pg_catalog.pg_foreign_server fs ON fs.oid = ft.ftserver
 WHERE c.relkind = 'f' AND {schema_filter("n")} AND {not_extension_member("pg_catalog.pg_class", "c.oid")}
 """
 
-PUBLICATIONS = f"""
-SELECT 'publication' AS kind, NULL::text AS schema, NULL::text AS parent, p.pubname AS name,
-       CASE WHEN p.puballtables THEN 'FOR ALL TABLES' END AS detail,
-       pg_catalog.concat_ws(' ', 'publish = ' || pg_catalog.concat_ws(', ', CASE WHEN p.pubinsert THEN 'insert' END,
-                                  CASE WHEN p.pubupdate THEN 'update' END, CASE WHEN p.pubdelete THEN 'delete' END,
-                                  CASE WHEN p.pubtruncate THEN 'truncate' END),
-                            CASE WHEN p.pubviaroot THEN 'publish_via_partition_root' END) AS definition
-FROM pg_catalog.pg_publication p
-WHERE {_WHOLE_DATABASE} AND {not_extension_member("pg_catalog.pg_publication", "p.oid")}
-"""
-
-# Membership: a table (`pg_publication_rel`) or a whole schema (`pg_publication_namespace`, PostgreSQL 15+).
-PUBLICATION_MEMBERS = f"""
-SELECT 'publication_table' AS kind, n.nspname AS schema, c.relname AS parent, p.pubname AS name,
-       NULL::text AS detail,
-       pg_catalog.concat_ws(' ', '(' || (SELECT pg_catalog.string_agg(a.attname, ', ' ORDER BY a.attnum)
-                                 FROM pg_catalog.pg_attribute a
-                                 WHERE a.attrelid = pr.prrelid AND a.attnum = ANY(pr.prattrs)) || ')',
-                            'WHERE (' || pg_catalog.pg_get_expr(pr.prqual, pr.prrelid) || ')') AS definition
-FROM pg_catalog.pg_publication_rel pr
-JOIN pg_catalog.pg_publication p ON p.oid = pr.prpubid
-JOIN pg_catalog.pg_class c ON c.oid = pr.prrelid
-JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE {schema_filter("n")}
-UNION ALL
-SELECT 'publication_schema' AS kind, n.nspname AS schema, NULL::text AS parent, p.pubname AS name,
-       NULL::text AS detail, NULL::text AS definition
-FROM pg_catalog.pg_publication_namespace pn
-JOIN pg_catalog.pg_publication p ON p.oid = pn.pnpubid
-JOIN pg_catalog.pg_namespace n ON n.oid = pn.pnnspid
-WHERE {schema_filter("n")}
-"""
-
 # ALTER COLUMN ... SET STORAGE: a column whose storage differs from its type's default.
 COLUMN_STORAGE = f"""
 SELECT 'column_storage' AS kind, n.nspname AS schema, c.relname AS parent, a.attname AS name,
@@ -149,6 +116,7 @@ WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'm', 'f') 
   AND {schema_filter("n")} AND {not_extension_member("pg_catalog.pg_class", "c.oid")}
 """
 
+# Ordered-set and hypothetical-set aggregates (plain ones are compared: `aggregates.py`).
 AGGREGATES = f"""
 SELECT 'aggregate' AS kind, n.nspname AS schema, NULL::text AS parent,
        p.proname || '(' || pg_catalog.pg_get_function_identity_arguments(p.oid) || ')' AS name, NULL::text AS detail,
@@ -160,22 +128,8 @@ SELECT 'aggregate' AS kind, n.nspname AS schema, NULL::text AS parent,
 FROM pg_catalog.pg_proc p
 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 JOIN pg_catalog.pg_aggregate g ON g.aggfnoid = p.oid
-WHERE p.prokind = 'a' AND {schema_filter("n")} AND {not_extension_member("pg_catalog.pg_proc", "p.oid")}
-"""
-
-RANGE_TYPES = f"""
-SELECT 'range_type' AS kind, n.nspname AS schema, NULL::text AS parent, t.typname AS name, NULL::text AS detail,
-       pg_catalog.concat_ws(' ', 'SUBTYPE ' || pg_catalog.format_type(r.rngsubtype, NULL),
-                            'SUBTYPE_OPCLASS ' || oc.opcname, 'COLLATION ' || co.collname,
-                            CASE WHEN r.rngcanonical::oid <> 0 THEN 'CANONICAL ' || r.rngcanonical::text END,
-                            CASE WHEN r.rngsubdiff::oid <> 0 THEN 'SUBTYPE_DIFF ' || r.rngsubdiff::text END)
-         AS definition
-FROM pg_catalog.pg_type t
-JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
-JOIN pg_catalog.pg_range r ON r.rngtypid = t.oid
-JOIN pg_catalog.pg_opclass oc ON oc.oid = r.rngsubopc
-LEFT JOIN pg_catalog.pg_collation co ON co.oid = r.rngcollation
-WHERE t.typtype = 'r' AND {schema_filter("n")} AND {not_extension_member("pg_catalog.pg_type", "t.oid")}
+WHERE p.prokind = 'a' AND g.aggkind <> 'n' AND {schema_filter("n")}
+  AND {not_extension_member("pg_catalog.pg_proc", "p.oid")}
 """
 
 # (kind, query) for every kind pgshift reads without comparing it.
@@ -186,12 +140,9 @@ KIND_QUERIES: tuple[tuple[str, str], ...] = (
     ("foreign_data_wrapper", FOREIGN_DATA_WRAPPERS),
     ("foreign_server", FOREIGN_SERVERS),
     ("foreign_table", FOREIGN_TABLES),
-    ("publication", PUBLICATIONS),
-    ("publication_member", PUBLICATION_MEMBERS),
     ("column_storage", COLUMN_STORAGE),
     ("column_statistics", COLUMN_STATISTICS),
     ("aggregate", AGGREGATES),
-    ("range_type", RANGE_TYPES),
 )
 
 # All of them in one round trip.
@@ -203,10 +154,6 @@ def _name(schema: str | None, parent: str | None, name: str, kind: str) -> str:
     if kind == "aggregate":  # `name(identity arguments)`: quote the name only
         base, _, args = name.partition("(")
         return f"{qname(schema or '', base)}({args}"
-    if kind == "publication_table":  # `publication: table`
-        return f"{ident(name)}: {qname(schema or '', parent or '')}"
-    if kind == "publication_schema":  # `publication: schema`
-        return f"{ident(name)}: {ident(schema or '')}"
     if parent is not None:
         return member_key(qname(schema or "", parent), name)
     return qname(schema, name) if schema is not None else ident(name)

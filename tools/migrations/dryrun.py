@@ -278,7 +278,7 @@ async def dry_run_in_transaction(
 # Shadow database
 
 
-async def _load_with_psql(bin_dir: Path, url: str, script: str) -> list[str]:
+async def load_with_psql(bin_dir: Path, url: str, script: str) -> list[str]:
     """Feed a schema dump to psql (errors do not stop it); the error lines it printed."""
     proc = await asyncio.create_subprocess_exec(
         str(bin_dir / "psql"),
@@ -319,7 +319,7 @@ async def dry_run_on_shadow(
 
     `shadow` is a running local server to use; without one an embedded PostgreSQL 18 is started and stopped.
     The script runs as a fresh role without superuser, file or program privileges that owns the copy (see
-    `_sandbox`): it can change the schema, not the machine.
+    `sandbox`): it can change the schema, not the machine.
     """
     started = time.monotonic()
     owned = shadow is None
@@ -330,9 +330,9 @@ async def dry_run_on_shadow(
     password = secrets.token_urlsafe(24)
     notes: list[str] = []
     try:
-        await _sandbox(server, name, password, target)
+        await sandbox(server, name, password, target)
         dump = await dump_schema(target_url, server.bin_dir, no_owner=True, secrets=secrets_)
-        errors = await _load_with_psql(server.bin_dir, server.url(name, user=name, password=password), dump)
+        errors = await load_with_psql(server.bin_dir, server.url(name, user=name, password=password), dump)
         if errors:
             shown = "; ".join(fence_text(scrub(e, list(secrets_))) for e in errors[:5])
             notes.append(f"the shadow could not reproduce everything of the target ({len(errors)} error(s): {shown})")
@@ -382,7 +382,7 @@ SHADOW_NOTE = (
 )
 
 
-async def _sandbox(server: LocalPostgres, name: str, password: str, target: asyncpg.Connection) -> None:
+async def sandbox(server: LocalPostgres, name: str, password: str, target: asyncpg.Connection) -> None:
     """The shadow database `name` and its owner, the role `name`; the target's roles as NOLOGIN roles (those
     created here granted to it, so `ALTER ... OWNER TO` one of them works; roles the server already had are not).
 

@@ -9,6 +9,7 @@ Used by `apply_migration` (tools/apply.py) and `deploy` (tools/deploy.py).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -26,9 +27,13 @@ from tools.migrations.check import EXTENSIONS_SQL, ROLES_SQL, find_missing
 from tools.migrations.folder import Migration, checksum, checksum_matches
 from tools.migrations.lint import LintFinding
 from tools.migrations.steps import Prepared, Statement, body, plan_steps, prepare
+from tools.migrations.touches import named_relations
 from tools.safety import apply_refusal
 from tools.statement_runner import run_statement
+from tools.undo import capture as undo
+from tools.undo.store import KeptData, SnapshotOptions
 from tools.untrusted import Untrusted, fence_text
+from tools.watch.locks import lock_conflicts
 
 DEFAULT_LOCK_TIMEOUT_MS = 5_000
 DEFAULT_STATEMENT_TIMEOUT_MS = 10 * 60_000
@@ -76,6 +81,13 @@ class ApplyResult(Frozen):
         "read from the database",
     )
     duration_ms: int | None = None
+    snapshot_id: int | None = Field(
+        None, description="Snapshot of the schema taken before this migration: rollback(snapshot=...) returns to it"
+    )
+    kept_data: list[KeptData] = Field(
+        default_factory=list, description="Data the migration destroyed, kept in the pgshift schema for rollback"
+    )
+    kept_bytes: int | None = Field(None, description="Total size of kept_data")
     message: str = ""
 
     @classmethod
@@ -251,8 +263,11 @@ async def execute_migration(
     *,
     client: str = "pgshift",
     prisma_schema: str = ledger.DEFAULT_PRISMA_SCHEMA,
+    snapshots: SnapshotOptions | None = None,
 ) -> ApplyResult:
-    """Run the prepared statements of `migration` on `conn` (holding the apply lock) and record the history."""
+    """Run the prepared statements of `migration` on `conn` (holding the apply lock) and record the history.
+
+    With `snapshots`, the schema is snapshotted first and what lossy statements destroy is kept (`tools.undo`)."""
     statements = prepared.statements
     planned = planned_statements(prepared)
     steps = plan_steps(statements)
@@ -264,6 +279,9 @@ async def execute_migration(
     label = f"migration {migration.version} ({migration.name})"
     total = len(planned)
     current: Statement | None = None
+    # Losses are read from the author's statements: a rewrite can wrap one in a guard (a DO block) that hides it.
+    authored = [dataclasses.replace(s, text=o) for s, o in zip(statements, prepared.originals, strict=True)]
+    capture = None if snapshots is None else await _capture(conn, snapshots, migration, authored, timeouts, label)
 
     async def record(outcome: Literal["applied", "failed"], error: str | None) -> None:
         await ledger.record(
@@ -279,11 +297,18 @@ async def execute_migration(
         )
 
     try:
+        if capture is not None and not single and steps:
+            async with conn.transaction():  # committed first: a half-applied migration can be rolled back to it
+                await undo.save(conn, capture, migration)
         for n, step in enumerate(steps, start=1):
             last = n == len(steps)
             if step.transactional:
                 async with conn.transaction():
+                    if capture is not None and capture.snapshot_id is None:
+                        await undo.save(conn, capture, migration)  # commits (or not) with the migration
                     for current in step.statements:
+                        if capture is not None:
+                            await undo.keep_for(conn, capture, index_of[id(current)])
                         await _run(conn, current)
                     if last:
                         current = None
@@ -339,6 +364,7 @@ async def execute_migration(
             raise ConnectionLost(message, sqlstate, migration) from None
         raise DatabaseError(message, sqlstate) from None
     places = [ledger.LEDGER, ledger.SUPABASE] + ([ledger.prisma_table(prisma_schema)] if migration.prisma_name else [])
+    kept = capture.kept if capture is not None else []
     return ApplyResult.of(
         migration,
         environment,
@@ -347,8 +373,50 @@ async def execute_migration(
         statements=planned,
         recorded_in=places,
         duration_ms=int((time.perf_counter() - t0) * 1000),
-        message=f"{label} applied to '{environment}' ({total} statements) and recorded in {', '.join(places)}.",
+        snapshot_id=capture.snapshot_id if capture is not None else None,
+        kept_data=kept,
+        kept_bytes=sum(k.bytes for k in kept) if capture is not None else None,
+        message=f"{label} applied to '{environment}' ({total} statements) and recorded in {', '.join(places)}."
+        + _undo_note(capture),
     )
+
+
+def _undo_note(capture: undo.Capture | None) -> str:
+    if capture is None or capture.snapshot_id is None:
+        return ""
+    kept = (
+        f"; the data it destroyed is kept ({len(capture.kept)} copies, {sum(k.bytes for k in capture.kept)} bytes)"
+        if capture.kept
+        else ""
+    )
+    unkept = (
+        f" Not kept (their table has no primary or NOT NULL unique key): {fence_text(', '.join(capture.unkept))}."
+        if capture.unkept
+        else ""
+    )
+    return f" Snapshot {capture.snapshot_id} holds the schema before it (rollback returns to it){kept}.{unkept}"
+
+
+async def _capture(
+    conn: asyncpg.Connection,
+    options: SnapshotOptions,
+    migration: Migration,
+    statements: Sequence[Statement],
+    timeouts: Timeouts,
+    label: str,
+) -> undo.Capture:
+    """The snapshot to roll back to, read before anything of the migration runs; a failure here runs nothing."""
+    try:
+        return await undo.prepare(conn, options, migration, statements, timeouts.lock_ms)
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        reason, sqlstate = describe_failure(exc, timeouts)
+        message = (
+            f"{label} failed before its first statement, while taking the snapshot to roll back to: {reason}. "
+            "None of its statements ran: nothing of this migration remains and the history tables are unchanged."
+        )
+        if isinstance(exc, _CONNECTION_LOST):
+            raise ConnectionLost(message, sqlstate, migration) from None
+        raise DatabaseError(message, sqlstate) from None
 
 
 EXISTING_TABLES = """
@@ -398,6 +466,22 @@ async def preflight(
         raise NotAllowed(
             f"migration {migration.version} ({migration.name}) {'; it also '.join(problems)}. "
             "Nothing was run and the history is unchanged."
+        )
+
+
+async def refuse_lock_conflicts(
+    conn: asyncpg.Connection, environment: str, what: str, statements: Sequence[Statement], lock_wait_ms: int
+) -> None:
+    """Refuse, before anything runs, a migration whose tables are locked by a session that will not let go within
+    the migration's lock timeout (idle in an old transaction, or in one that has lasted a minute): waiting would only
+    end in a lock timeout, and meanwhile every query queued behind the migration's own lock request would wait too."""
+    reason = await lock_conflicts(conn, environment, named_relations(statements), lock_wait_ms / 1000)
+    if reason is not None:
+        raise NotAllowed(
+            f"{what} would wait for a lock that will not be released within its lock timeout ({lock_wait_ms} ms): "
+            f"{reason}. Nothing was run and the history is unchanged. Ask that session's owner to commit or roll "
+            "back (or end it with pg_terminate_backend(pid) yourself), then try again; check_locks shows who blocks "
+            "whom."
         )
 
 

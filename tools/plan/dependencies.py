@@ -9,11 +9,15 @@ index, constraint, trigger, policy or grant inside its table) says what is dropp
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from tools.model import Schema
 from tools.plan.context import Node, base_type
 from tools.sql import quote_ident
+
+if TYPE_CHECKING:
+    from tools.plan.kinds import DeclaredGenerator
 
 _PRIVILEGE_KINDS = {
     "TABLE": "table",
@@ -30,13 +34,19 @@ _PRIVILEGE_KINDS = {
 class DependencyGraph:
     """Dependencies of one schema: node -> nodes it depends on, and the reverse; parents of contained objects."""
 
-    def __init__(self, schema: Schema, objs: dict[str, dict[str, Any]]) -> None:
+    def __init__(
+        self, schema: Schema, objs: dict[str, dict[str, Any]], declared: Iterable[DeclaredGenerator] = ()
+    ) -> None:
         self.deps: dict[Node, set[Node]] = defaultdict(set)
         self.dependants: dict[Node, set[Node]] = defaultdict(set)
         self.parent: dict[Node, Node] = {}
         self.children: dict[Node, set[Node]] = defaultdict(set)
         relations = {t.key: "table" for t in schema.tables} | {v.key: "view" for v in schema.views}
-        types = {o.key: kind for kind in ("enum", "domain", "composite_type") for o in objs[kind].values()}
+        types = {
+            o.key: kind
+            for kind in ("enum", "domain", "composite_type", "range_type")
+            for o in objs.get(kind, {}).values()
+        }
         functions_by_name: dict[str, list[str]] = defaultdict(list)
         for f in schema.functions:
             functions_by_name[f.key.split("(", 1)[0]].append(f.key)
@@ -117,8 +127,6 @@ class DependencyGraph:
             self.contain(("trigger", tr.key), rel(tr.table))
             for fkey in functions_by_name.get(tr.function.split("(", 1)[0], []):
                 self._add(("trigger", tr.key), ("function", fkey))
-        for p in schema.policies:
-            self.contain(("policy", p.key), ("table", p.table))
         for pr in schema.privileges:
             object_kind = _PRIVILEGE_KINDS.get(pr.object_kind) or types.get(pr.object)
             if object_kind:
@@ -128,6 +136,13 @@ class DependencyGraph:
                 rel_key = column_relation[pr.object][1]
                 for label in ("TABLE", "VIEW", "MATERIALIZED VIEW"):
                     self._add(("privilege", pr.key), ("privilege", f"{label} {rel_key} TO {pr.grantee}"))
+        for generator in declared:  # kinds that carry their own rules
+            for obj in objs.get(generator.kind, {}).values():
+                for on, inside in generator.depends_on(obj):
+                    if inside:
+                        self.contain((generator.kind, obj.key), on)
+                    else:
+                        self._add((generator.kind, obj.key), on)
 
     def _add(self, node: Node, on: Node) -> None:
         if node != on:

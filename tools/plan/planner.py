@@ -17,13 +17,24 @@ import dataclasses
 from collections import defaultdict
 from typing import Any
 
-from tools.diff import Equivalences, comparable_objects, equivalences_for, field_changes
+from tools.diff import (
+    Equivalences,
+    comparable_objects,
+    equivalences_for,
+    field_changes,
+    missing_platform_grants,
+    without_unshared_privileges,
+)
 from tools.model import KINDS, Privilege, Schema, Table, View, member_key
 from tools.plan.context import Context, Node, base_type
 from tools.plan.dependencies import DependencyGraph
 from tools.plan.graph import Step, order_steps
-from tools.plan.kinds import Generator
+from tools.plan.kinds import DeclaredGenerator, Generator
+from tools.plan.kinds.aggregates import AggregateGenerator
+from tools.plan.kinds.default_privileges import DefaultPrivilegeGenerator
 from tools.plan.kinds.namespaces import CollationGenerator, ExtensionGenerator, SchemaGenerator
+from tools.plan.kinds.publications import PublicationGenerator, PublicationMemberGenerator
+from tools.plan.kinds.range_types import RangeTypeGenerator
 from tools.plan.kinds.relations import (
     ConstraintGenerator,
     IndexGenerator,
@@ -52,6 +63,7 @@ GENERATORS: tuple[Generator, ...] = (
     EnumGenerator(),
     DomainGenerator(),
     CompositeTypeGenerator(),
+    RangeTypeGenerator(),
     SequenceGenerator(),
     TableGenerator(),
     MembershipGenerator(),
@@ -59,15 +71,26 @@ GENERATORS: tuple[Generator, ...] = (
     OwnershipGenerator(),
     ViewGenerator(),
     FunctionGenerator(),
+    AggregateGenerator(),
     ConstraintGenerator(),
     IndexGenerator(),
     TriggerGenerator(),
     PolicyGenerator(),
+    PublicationGenerator(),
+    PublicationMemberGenerator(),
     PrivilegeGenerator(),
+    # Last: a default privilege the source adds applies only to objects created after it, which the plan grants
+    # explicitly; one it drops comes first among the drops.
+    DefaultPrivilegeGenerator(),
 )
 _BY_KIND = {g.kind: g for g in GENERATORS}
+# Kinds that carry their own dependency rules.
+DECLARED: tuple[DeclaredGenerator, ...] = tuple(g for g in GENERATORS if isinstance(g, DeclaredGenerator))
 # Kinds recreated when something they depend on goes away.
-_RECREATABLE = frozenset({"view", "function", "constraint", "index", "trigger", "policy", "privilege"})
+_RECREATABLE = frozenset(
+    {"view", "function", "constraint", "index", "trigger", "privilege"}
+    | {g.kind for g in DECLARED if g.recreates_dependants}
+)
 # Kinds the diff compares field by field (the planner's own kinds, memberships and ownerships, are compared whole).
 _DIFFED = frozenset(KINDS)
 # Types changed by rename, create, cast the columns, drop the old type.
@@ -104,27 +127,32 @@ def _loses_local(t_objs: dict[str, dict[str, Any]], s_objs: dict[str, dict[str, 
 
 
 def with_platform_grants(source: Schema, target: Schema) -> Schema:
-    """The source as the plan builds it: its own grants to platform roles left out (they are never compared) and
+    """The source as the plan builds it, for grants to platform roles (never revoked, see `missing_platform_grants`):
     the target's kept on every object the source still has, so that an object the plan recreates gets them back
-    (Supabase's grants to anon and authenticated on a view rebuilt from 18's text on 15, say)."""
+    (Supabase's grants to anon and authenticated on a view rebuilt from 18's text on 15, say), widened by what the
+    source grants beyond them (a new table's grants to authenticated from the app's migrations)."""
     if not any(p.platform for p in (*source.privileges, *target.privileges)):
         return source
     relations: list[Table | View] = [*source.tables, *source.views]
     existing = {o.key for o in source} | {member_key(r.key, c.name) for r in relations for c in r.columns}
-    kept = [p for p in source.privileges if not p.platform]
-    kept += [p for p in target.privileges if p.platform and p.object in existing]
-    return dataclasses.replace(source, privileges=tuple(sorted(kept, key=lambda p: p.key)))
+    kept = {p.key: p for p in source.privileges if not p.platform}
+    kept |= {p.key: p for p in target.privileges if p.platform and p.object in existing}
+    kept |= missing_platform_grants(source.by_key("privilege"), target.by_key("privilege"))
+    return dataclasses.replace(source, privileges=tuple(sorted(kept.values(), key=lambda p: p.key)))
 
 
 def plan_migration(source: Schema, target: Schema, *, allow_data_loss: bool = False, online: bool = False) -> Plan:
     """The statements that make `target` equal `source` (pure: reads the two models, touches no database)."""
+    source, target = without_unshared_privileges(source, target)
     source = with_platform_grants(source, target)
     ctx = Context(source=source, target=target, online=online, equivalences=equivalences_for(source, target))
     kinds = [g.kind for g in GENERATORS]
     s_objs = {k: objects(source, k) for k in kinds}
     t_objs = {k: objects(target, k) for k in kinds}
-    s_objs["extension"], t_objs["extension"] = comparable_objects("extension", s_objs["extension"], t_objs["extension"])
-    s_graph, t_graph = DependencyGraph(source, s_objs), DependencyGraph(target, t_objs)
+    for k in kinds:
+        if k != "privilege":  # grants to platform roles stay in the source: see `with_platform_grants`
+            s_objs[k], t_objs[k] = comparable_objects(k, s_objs[k], t_objs[k])
+    s_graph, t_graph = DependencyGraph(source, s_objs, DECLARED), DependencyGraph(target, t_objs, DECLARED)
     for seq in target.sequences:
         # A sequence OWNED BY a column is dropped with it, unless the source keeps it under another owner.
         kept = s_objs["sequence"].get(seq.key)

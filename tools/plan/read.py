@@ -14,6 +14,7 @@ from tools.databases import Environment, connect
 from tools.introspect import introspect
 from tools.model import Schema
 from tools.plan.planner import plan_migration
+from tools.plan.rows import count_blockers
 from tools.plan.statement import Plan
 
 
@@ -30,7 +31,8 @@ async def plan_environments(
     allow_data_loss: bool = False,
     online: bool = False,
 ) -> Plan:
-    """The plan that makes `target` equal `source`, each read over one connection (read-only on both)."""
+    """The plan that makes `target` equal `source`, each read over one connection (read-only on both), with the
+    target's rows that would make it fail counted as blockers (`tools.plan.rows`)."""
 
     async def read(env: Environment) -> Schema:
         conn = await connect(env)
@@ -41,4 +43,11 @@ async def plan_environments(
             await conn.close()
 
     src, tgt = await asyncio.gather(read(source), read(target))
-    return plan_migration(src, tgt, allow_data_loss=allow_data_loss, online=online)
+    plan = plan_migration(src, tgt, allow_data_loss=allow_data_loss, online=online)
+    if not plan.row_checks:
+        return plan
+    conn = await connect(target)
+    try:
+        return await count_blockers(conn, plan)
+    finally:
+        await conn.close()

@@ -8,6 +8,7 @@ whether a statement is dangerous: the generator that wrote the statement knows, 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
@@ -51,6 +52,38 @@ class Hazard(BaseModel):
         return cls(kind=kind, message=f"{base}: {detail}" if detail else base)
 
 
+class RowCheck(BaseModel):
+    """What a statement needs of the target's existing rows, counted on the target at plan time (`tools.plan.rows`)
+    so that a plan says it would fail before it runs, not halfway through.
+
+    - `null_rows`: rows where `columns[0]` is NULL (SET NOT NULL, VALIDATE of a NOT NULL check);
+    - `any_rows`: every row (ADD COLUMN ... NOT NULL without a default fills them with NULL);
+    - `duplicate_rows`: rows beyond the first of each group sharing `columns` (a new PRIMARY KEY or UNIQUE).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["null_rows", "any_rows", "duplicate_rows"]
+    table: str = Field(description="The table's qualified name")
+    columns: tuple[str, ...] = Field(description="Column names, unquoted")
+    predicate: str | None = Field(default=None, description="A partial unique index's WHERE: only those rows count")
+    object: str = Field(description="The object the statement creates or changes: kind and qualified name")
+    backfill: str | None = Field(default=None, description="A statement that would clear the way, when one follows")
+
+
+class Blocker(BaseModel):
+    """Rows on the target that make a statement of the plan fail: resolve them before applying."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["null_rows", "any_rows", "duplicate_rows"]
+    object: str = Field(description="The object the failing statement creates or changes: kind and qualified name")
+    table: str
+    rows: int | None = Field(description="How many rows are in the way; None when not counted (see message)")
+    message: str
+    backfill: str | None = Field(default=None, description="A statement that would clear the way, when one follows")
+
+
 class Statement(BaseModel):
     """One SQL statement of a plan, with what it risks."""
 
@@ -61,6 +94,7 @@ class Statement(BaseModel):
     transactional: bool = Field(default=True, description="False when it must run alone, outside a transaction")
     lock_timeout_ms: int | None = Field(default=None, description="Set lock_timeout to this before running it")
     object: str = Field(default="", description="The object it acts on: kind and qualified name")
+    check: RowCheck | None = Field(default=None, description="What it needs of the target's existing rows")
 
     @property
     def destructive(self) -> bool:
@@ -79,6 +113,11 @@ class Plan(BaseModel):
     statements: tuple[Statement, ...] = ()
     allow_data_loss: bool = False
     online: bool = False
+    blockers: tuple[Blocker, ...] = Field(
+        default=(),
+        description="Rows on the target that make a statement fail (NULLs under a new NOT NULL, duplicates under a "
+        "new UNIQUE), counted at plan time: the plan cannot apply until they are resolved",
+    )
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -101,6 +140,11 @@ class Plan(BaseModel):
     @property
     def is_empty(self) -> bool:
         return not self.statements
+
+    @property
+    def row_checks(self) -> tuple[RowCheck, ...]:
+        """What the statements need of the target's rows, each once, in plan order."""
+        return tuple(dict.fromkeys(s.check for s in self.statements if s.check is not None))
 
 
 class ClientPlan(Plan):

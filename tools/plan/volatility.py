@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sqlglot
-from sqlglot import exp
-
 from tools.model import Schema
 
 # Built-in functions whose value changes per call (pg_proc.provolatile = 'v') that defaults commonly use.
@@ -28,6 +25,9 @@ BUILTIN_VOLATILE = frozenset(
 
 
 def _called_functions(expression: str) -> set[str] | None:
+    import sqlglot  # on first use: sqlglot takes 40-60 ms to import, and most commands never call this
+    from sqlglot import exp
+
     try:
         tree = sqlglot.parse_one(expression, read="postgres")
     except sqlglot.errors.SqlglotError:

@@ -132,6 +132,15 @@ GRANT ALL ON ALL TABLES IN SCHEMA storage TO service_role;
 GRANT SELECT ON storage.buckets TO anon, authenticated;
 GRANT ALL ON storage.objects TO anon, authenticated;
 
+-- Realtime broadcasts the tables in this publication; the platform creates it empty.
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = 'supabase_realtime') THEN
+    CREATE PUBLICATION supabase_realtime;
+  END IF;
+END
+$$;
+
 -- Supabase databases resolve extension objects (vector, uuid_generate_v4, ...) through the search_path.
 DO $$
 BEGIN

@@ -66,6 +66,10 @@ SELECT lint.detail, lint.metadata::text AS metadata, lint.cache_key FROM (
 ) AS lint"""
 
 
+PAGE = 50
+"""Findings per page by default: about 7,000 tokens (each finding carries splinter's fields)."""
+
+
 class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -116,7 +120,12 @@ class AdvisorReport(Frozen):
     kind: Kind
     exposed_schemas: list[str] = Field(description="Schemas treated as exposed through the Data API")
     counts: dict[str, int] = Field(description="Findings per level")
-    lints: Untrusted[list[Advisor]] = Field(description="Findings, most severe first; they name database objects")
+    by_lint: dict[str, int] = Field(default_factory=dict, description="Findings per lint name")
+    total: int = Field(default=0, description="Findings in all")
+    next_offset: int | None = Field(default=None, description="Pass as offset for the next page of findings")
+    lints: Untrusted[list[Advisor]] = Field(
+        description="One page of the findings, most severe first; they name database objects"
+    )
     checked: list[str] = Field(description="Lints that ran")
     skipped: list[SkippedLint] = Field(description="Lints that do not apply to this database, and why")
     failed: list[FailedLint] = Field(default_factory=list, description="Lints whose query failed here")
@@ -226,6 +235,8 @@ async def get_advisors(
     kind: Kind = "all",
     exposed_schemas: Sequence[str] | None = None,
     lints: Sequence[Lint] | None = None,
+    limit: int = PAGE,
+    offset: int = 0,
 ) -> AdvisorReport:
     """Run every applicable lint of `kind` (default: every lint of `lints/`) in one READ ONLY snapshot; a failing
     lint is reported, not fatal."""
@@ -257,7 +268,10 @@ async def get_advisors(
         kind=kind,
         exposed_schemas=exposed,
         counts={level: sum(a.level == level for a in advisors) for level in LEVELS},
-        lints=fence(advisors),
+        by_lint={name: sum(a.name == name for a in advisors) for name in sorted({a.name for a in advisors})},
+        total=len(advisors),
+        next_offset=offset + limit if offset + limit < len(advisors) else None,
+        lints=fence(advisors[offset : offset + limit]),
         checked=checked,
         skipped=skipped,
         failed=failed,

@@ -12,12 +12,13 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 
 from tools.catalog import split_table_name
 from tools.databases import Databases
 from tools.sql import qualified
-from tools.untrusted import Untrusted, fence
+from tools.untrusted import Untrusted, fence, fence_text
 
 MAX_SESSIONS = 200
 WARN_RATIO = 0.8
@@ -304,3 +305,62 @@ async def check_locks(
         connections = await conn.fetchrow(CONNECTIONS_SQL)
     assert connections is not None
     return build_report(environment, sessions, locks, connections, wanted, min_duration_seconds)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Before an apply: would the migration wait on a lock that a long or idle transaction holds?
+
+RESOLVE_TABLES_SQL = """
+SELECT DISTINCT n.nspname AS table_schema, c.relname AS table_name
+FROM unnest($1::text[]) AS t(name)
+JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(t.name)
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+"""
+
+
+LONG_TRANSACTION_SECONDS = 60.0
+
+
+def stuck_blockers(report: LockReport, lock_wait_seconds: float) -> list[MigrationBlocker]:
+    """Held locks on the migration's tables that will not be released within the migration's lock wait: the holder
+    sits idle in a transaction older than that wait, or its transaction has lasted a minute or more."""
+
+    def stuck(b: MigrationBlocker) -> bool:
+        age = b.held_seconds or 0.0
+        idle = (b.state or "").startswith("idle in transaction")
+        return age >= LONG_TRANSACTION_SECONDS or (idle and age >= lock_wait_seconds)
+
+    return [b for b in report.migration_blockers if b.granted and stuck(b)]
+
+
+def describe_blockers(report: LockReport, blockers: Sequence[MigrationBlocker]) -> str:
+    """One clause per blocking session, its statement fenced (it is another session's text)."""
+    queries = {s.pid: s.query for s in report.statements.data}
+    parts = []
+    for pid in dict.fromkeys(b.pid for b in blockers):
+        mine = [b for b in blockers if b.pid == pid]
+        held = ", ".join(f"{b.mode} on {b.table}" for b in mine)
+        age = mine[0].held_seconds
+        parts.append(
+            f"pid {pid} ({mine[0].state}, transaction open for {age:.0f} s) holds {held}; its last statement: "
+            f"{fence_text(queries.get(pid) or '')}"
+        )
+    return "; ".join(parts)
+
+
+async def lock_conflicts(
+    conn: asyncpg.Connection, environment: str, relations: Sequence[str], lock_wait_seconds: float
+) -> str | None:
+    """Why the statements naming `relations` would wait for a lock that will not be released in time, or None.
+    Reads only the catalogs, on the apply's own session (which the session list leaves out)."""
+    if not relations:
+        return None
+    tables = [qualified(r["table_schema"], r["table_name"]) for r in await conn.fetch(RESOLVE_TABLES_SQL, relations)]
+    if not tables:
+        return None
+    sessions, locks = await conn.fetch(SESSIONS_SQL), await conn.fetch(LOCKS_SQL)
+    connections = await conn.fetchrow(CONNECTIONS_SQL)
+    assert connections is not None
+    report = build_report(environment, sessions, locks, connections, tables, LONG_TRANSACTION_SECONDS)
+    blockers = stuck_blockers(report, lock_wait_seconds)
+    return describe_blockers(report, blockers) if blockers else None

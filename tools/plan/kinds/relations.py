@@ -5,7 +5,7 @@ from __future__ import annotations
 from tools.model import Constraint, Index, View
 from tools.plan.context import Context
 from tools.plan.ddl import comment_on, strip_semicolon
-from tools.plan.statement import Hazard, HazardKind, Statement
+from tools.plan.statement import Hazard, HazardKind, RowCheck, Statement
 from tools.sql import quote_ident
 
 
@@ -48,6 +48,26 @@ class ViewGenerator:
 _INDEX_BACKED = ("PRIMARY KEY", "UNIQUE", "EXCLUDE")
 
 
+def duplicate_rows(
+    table: str, columns: tuple[str, ...], obj: str, ctx: Context, predicate: str | None = None
+) -> RowCheck | None:
+    """The target's rows a new PRIMARY KEY or UNIQUE over `columns` of an existing table would reject (None when the
+    table is new, or a column is: nothing to count)."""
+    existing = ctx.target_tables.get(table)
+    if existing is None or table in ctx.created_tables or not columns:
+        return None
+    if any(existing.column(c) is None for c in columns):
+        return None
+    return RowCheck(kind="duplicate_rows", table=table, columns=columns, predicate=predicate, object=obj)
+
+
+def _checked(statements: list[Statement], check: RowCheck | None) -> list[Statement]:
+    """`statements` with `check` on the first (the one that builds the index)."""
+    if check is None or not statements:
+        return statements
+    return [statements[0].model_copy(update={"check": check}), *statements[1:]]
+
+
 class ConstraintGenerator:
     kind = "constraint"
 
@@ -84,6 +104,8 @@ class ConstraintGenerator:
                 )
             else:
                 out.append(Statement(sql=f"{add} {new.definition}", hazards=hazards, object=f"constraint {new.key}"))
+            if new.type != "EXCLUDE":
+                out = _checked(out, duplicate_rows(table, new.columns, f"constraint {new.key}", ctx))
         else:
             scan = Hazard.of(HazardKind.VALIDATION_SCAN, f"{new.type} {new.key} checks every existing row")
             if ctx.online_table(table) and new.validated:
@@ -174,6 +196,8 @@ class IndexGenerator:
                 )
             )
             out.append(Statement(sql=definition, hazards=hazards, object=f"index {new.key}"))
+        if new.unique:
+            out = _checked(out, duplicate_rows(table, new.key_columns, f"index {new.key}", ctx, new.predicate))
         if (
             new.parent_index
             and ("index", new.parent_index) not in ctx.gone

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from tools.model import Policy, Privilege
-from tools.plan.context import Context
+from tools.plan.context import Context, Node
 from tools.plan.ddl import comment_on
 from tools.plan.statement import Hazard, HazardKind, Statement
 from tools.sql import quote_ident
 
 
-def _role(name: str) -> str:
+def role_sql(name: str) -> str:
     return "PUBLIC" if name.lower() == "public" else quote_ident(name)
 
 
 class PolicyGenerator:
     kind = "policy"
+    recreates_dependants = True  # recreated when a column or function its expressions use is
+
+    def depends_on(self, p: Policy) -> Iterable[tuple[Node, bool]]:
+        """Inside its table: dropped with it (what its expressions use comes from pg_depend)."""
+        return ((("table", p.table), True),)
 
     def create(self, new: Policy, ctx: Context) -> list[Statement]:
         kind = "PERMISSIVE" if new.permissive else "RESTRICTIVE"
-        roles = ", ".join(_role(r) for r in new.roles) or "PUBLIC"
+        roles = ", ".join(role_sql(r) for r in new.roles) or "PUBLIC"
         using = f" USING ({new.using})" if new.using is not None else ""
         check = f" WITH CHECK ({new.with_check})" if new.with_check is not None else ""
         sql = (
@@ -74,7 +81,7 @@ class PrivilegeGenerator:
         for group, suffix in ((plain, ""), (granted, " WITH GRANT OPTION")):
             if group:
                 privs, on = _on(p, ctx, group)
-                out.append(Statement(sql=f"GRANT {privs} ON {on} TO {_role(p.grantee)}{suffix}", hazards=(authz,)))
+                out.append(Statement(sql=f"GRANT {privs} ON {on} TO {role_sql(p.grantee)}{suffix}", hazards=(authz,)))
         return out
 
     def _revoke(self, p: Privilege, privileges: tuple[str, ...], ctx: Context) -> list[Statement]:
@@ -82,7 +89,7 @@ class PrivilegeGenerator:
             return []
         privs, on = _on(p, ctx, privileges)
         authz = Hazard.of(HazardKind.AUTHZ_CHANGE, f"{p.grantee} loses privileges on {p.object}")
-        return [Statement(sql=f"REVOKE {privs} ON {on} FROM {_role(p.grantee)}", hazards=(authz,))]
+        return [Statement(sql=f"REVOKE {privs} ON {on} FROM {role_sql(p.grantee)}", hazards=(authz,))]
 
     def create(self, new: Privilege, ctx: Context) -> list[Statement]:
         return self._grant(new, new.privileges, ctx)
@@ -101,6 +108,6 @@ class PrivilegeGenerator:
             privs, on = _on(old, ctx, lost_option)
             authz = Hazard.of(HazardKind.AUTHZ_CHANGE, f"{old.grantee} loses the grant option on {old.object}")
             out.append(
-                Statement(sql=f"REVOKE GRANT OPTION FOR {privs} ON {on} FROM {_role(old.grantee)}", hazards=(authz,))
+                Statement(sql=f"REVOKE GRANT OPTION FOR {privs} ON {on} FROM {role_sql(old.grantee)}", hazards=(authz,))
             )
         return out + self._grant(new, added, ctx)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from tools.model import Column, Table
 from tools.plan.context import Context, base_type
 from tools.plan.ddl import column_definition, comment_on, generated_clause, identity_clause, not_null_name
-from tools.plan.statement import Hazard, HazardKind, Statement
+from tools.plan.statement import Hazard, HazardKind, RowCheck, Statement
 from tools.plan.volatility import is_volatile
 from tools.sql import quote_ident
 
@@ -174,9 +174,13 @@ class ColumnGenerator:
             hazards.append(Hazard.of(HazardKind.TABLE_REWRITE, f"identity column {new.key} is filled"))
         elif c.default is not None and is_volatile(c.default, ctx.source):
             hazards.append(Hazard.of(HazardKind.TABLE_REWRITE, f"volatile default of {new.key} is computed per row"))
+        check = None
         if c.not_null and c.default is None and not c.identity and not c.generated:
             hazards.append(Hazard.of(HazardKind.VALIDATION_SCAN, f"{new.key} is NOT NULL without default"))
-        out = [Statement(sql=f"ALTER TABLE {table.key} ADD COLUMN {column_definition(c)}", hazards=tuple(hazards))]
+            if table.key not in ctx.created_tables:
+                check = RowCheck(kind="any_rows", table=table.key, columns=(c.name,), object=f"column {new.key}")
+        sql = f"ALTER TABLE {table.key} ADD COLUMN {column_definition(c)}"
+        out = [Statement(sql=sql, hazards=tuple(hazards), check=check)]
         if c.comment is not None:
             out.append(Statement(sql=comment_on(f"COLUMN {new.key}", c.comment)))
         return out
@@ -296,16 +300,35 @@ class ColumnGenerator:
             for key in parents
         )
 
+    @staticmethod
+    def null_rows(ref: ColumnRef) -> RowCheck:
+        """The target's NULLs in the column a plan makes NOT NULL; the backfill its new default implies, if any."""
+        name, default = quote_ident(ref.column.name), ref.column.default
+        backfill = (
+            f"UPDATE {ref.table.key} SET {name} = {default} WHERE {name} IS NULL"
+            if default is not None and not ref.column.generated
+            else None
+        )
+        return RowCheck(
+            kind="null_rows",
+            table=ref.table.key,
+            columns=(ref.column.name,),
+            object=f"column {ref.key}",
+            backfill=backfill,
+        )
+
     def _set_not_null(self, ref: ColumnRef, ctx: Context) -> list[Statement]:
         table, name = ref.table.key, quote_ident(ref.column.name)
         scan = Hazard.of(HazardKind.VALIDATION_SCAN, f"{ref.key} is checked for NULLs")
+        nulls = self.null_rows(ref) if table not in ctx.created_tables else None
         if not ctx.online_table(table):
             lock = Hazard.of(HazardKind.ACCESS_EXCLUSIVE_LOCK, f"{table} is locked during the scan")
             if ref.column.not_null_name and ctx.target_version >= 180000:
                 constraint = quote_ident(ref.column.not_null_name)
                 sql = f"ALTER TABLE {table} ADD CONSTRAINT {constraint} NOT NULL {name}"
-                return [Statement(sql=sql, hazards=(scan, lock))]
-            return [Statement(sql=f"ALTER TABLE {table} ALTER COLUMN {name} SET NOT NULL", hazards=(scan, lock))]
+                return [Statement(sql=sql, hazards=(scan, lock), check=nulls)]
+            sql = f"ALTER TABLE {table} ALTER COLUMN {name} SET NOT NULL"
+            return [Statement(sql=sql, hazards=(scan, lock), check=nulls)]
         check = quote_ident(f"{ref.table.name}_{ref.column.name}_not_null_chk"[:63])
         timeout = ctx.lock_timeout()
         return [
@@ -319,6 +342,7 @@ class ColumnGenerator:
                 hazards=(scan,),
                 transactional=False,
                 lock_timeout_ms=timeout,
+                check=nulls,
             ),
             Statement(
                 sql=f"ALTER TABLE {table} ALTER COLUMN {name} SET NOT NULL",

@@ -1,0 +1,179 @@
+"""Benchmark: detect_drift (full and fast path) beside `pgshift compare` on the same drifted pair.
+
+    python bench/bench_drift.py [--sizes 1000 5000] [--runs 3] [--fast-runs 20]
+
+For each size, on one embedded PostgreSQL 18: a Supabase-layout folder holding genschema's base schema
+(`../shared/tools/genschema.py --tables N --seed 7 --variant base`) cut into migrations of 2,000 statements,
+a database `bench_base_N` with that schema, and a target database `bench_target_N` holding the target
+variant (the base plus a team's manual changes) whose history records the base migrations as applied. So the
+drift detect_drift finds is exactly the difference `pgshift compare --source bench_target_N --target
+bench_base_N` finds, and the two are timed side by side (in process, medians):
+
+- full: detect_drift with refresh (live read, replay of the folder into a throw-away database, diff, both
+  plans), the shadow server already running (as in the tests; starting one adds the time of `initdb` and
+  `pg_ctl start`, measured once as "full + own shadow");
+- fast: detect_drift on the unchanged target, answered from the cache (a catalog fingerprint query and the
+  history, over a warm pool, then the cached result read back: large here, with every drifted object and both
+  plans; then the newest snapshot's row for since_last_apply); "fast, in sync": the same on `bench_base_N`
+  with its history (no drift, a small cached result); "fast, new connection" opens the pool too;
+- compare: `compare_environments(target, base)`, the engine of `pgshift compare`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+
+ROOT = Path(__file__).resolve().parents[1]
+GENSCHEMA = ROOT.parent / "shared" / "tools" / "genschema.py"
+sys.path.insert(0, str(ROOT))
+
+from tools import ledger  # noqa: E402
+from tools.compare import compare_environments  # noqa: E402
+from tools.databases import Databases, Environment  # noqa: E402
+from tools.localpg import LocalPostgres, embedded_server  # noqa: E402
+from tools.migrations.folder import read_migrations  # noqa: E402
+from tools.migrations.parse import split_statements  # noqa: E402
+from tools.watch.drift import detect_drift  # noqa: E402
+
+FIRST_VERSION = 20240101000000
+STATEMENTS_PER_MIGRATION = 2_000  # one transaction per migration: 5,000 tables in one exceed the lock table
+
+
+def schema_sql(n: int, variant: str) -> str:
+    args = [sys.executable, str(GENSCHEMA), "--tables", str(n), "--seed", "7", "--variant", variant]
+    return subprocess.run(args, check=True, capture_output=True, text=True).stdout
+
+
+async def create(server: LocalPostgres, name: str, sql: str) -> str:
+    admin = await asyncpg.connect(server.url())
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = server.url(name)
+    psql = str(server.bin_dir / "psql")
+    load = [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-f", "-"]
+    subprocess.run(load, input=sql, check=True, text=True)  # noqa: ASYNC221 (setup, before anything is timed)
+    return url
+
+
+def write_folder(folder: Path, sql: str) -> int:
+    """The base schema as migrations of STATEMENTS_PER_MIGRATION statements each, in order; how many."""
+    statements = split_statements(sql)
+    chunks = [statements[i : i + STATEMENTS_PER_MIGRATION] for i in range(0, len(statements), STATEMENTS_PER_MIGRATION)]
+    for n, chunk in enumerate(chunks):
+        text = "".join(f"{s.text};\n" for s in chunk)
+        (folder / f"{FIRST_VERSION + n}_base_{n}.sql").write_text(text)
+    return len(chunks)
+
+
+async def record_applied(url: str, folder: Path) -> None:
+    """The target's history says the base migrations are applied (they were, before the manual changes)."""
+    conn = await asyncpg.connect(url)
+    try:
+        async with conn.transaction():
+            now = datetime.now(UTC)
+            for migration in read_migrations(folder).migrations:
+                await ledger.record(conn, migration, statements=[], started_at=now, duration_ms=0, outcome="applied")
+    finally:
+        await conn.close()
+
+
+def median_ms(samples: list[float]) -> str:
+    return (
+        f"{statistics.median(samples) * 1000:,.0f} ms"
+        if statistics.median(samples) >= 1
+        else (f"{statistics.median(samples) * 1000:.1f} ms")
+    )
+
+
+async def timed(work: object) -> float:
+    started = time.perf_counter()
+    await work  # type: ignore[misc]
+    return time.perf_counter() - started
+
+
+async def bench_size(server: LocalPostgres, n: int, runs: int, fast_runs: int, state: Path) -> dict[str, str]:
+    base_sql, target_sql = schema_sql(n, "base"), schema_sql(n, "target")
+    work = Path(tempfile.mkdtemp(prefix="pgshift-bench-drift-"))
+    folder = work / "supabase" / "migrations"
+    folder.mkdir(parents=True)
+    migrations = write_folder(folder, base_sql)
+    base_url = await create(server, f"bench_base_{n}", base_sql)
+    target_url = await create(server, f"bench_target_{n}", target_sql)
+    await record_applied(target_url, folder)
+    target = Environment(name="target", url=target_url)
+    base = Environment(name="base", url=base_url)
+
+    await record_applied(base_url, folder)  # the base database is the folder deployed: no drift
+    in_sync = Environment(name="in_sync", url=base_url)
+    db = Databases([target, in_sync])
+    try:
+        full = [
+            await timed(detect_drift(db, "target", str(folder), refresh=True, shadow=server, state_dir=state))
+            for _ in range(runs)
+        ]
+        own = await timed(detect_drift(db, "target", str(folder), refresh=True, state_dir=state))
+        found = await detect_drift(db, "target", str(folder), shadow=server, state_dir=state)
+        assert found.from_fast_path, "the database did not change: the fast path should answer"
+        fast = [await timed(detect_drift(db, "target", str(folder), state_dir=state)) for _ in range(fast_runs)]
+        parts = (await detect_drift(db, "target", str(folder), state_dir=state)).timings_ms
+        clean = await detect_drift(db, "in_sync", str(folder), shadow=server, state_dir=state)
+        assert clean.state == "none", clean.error or clean.summary
+        fast_clean = [await timed(detect_drift(db, "in_sync", str(folder), state_dir=state)) for _ in range(fast_runs)]
+    finally:
+        await db.close()
+    cold: list[float] = []
+    for _ in range(max(3, fast_runs // 4)):
+        fresh = Databases([target])
+        try:
+            cold.append(await timed(detect_drift(fresh, "target", str(folder), state_dir=state)))
+        finally:
+            await fresh.close()
+    compared = [await timed(compare_environments(target, base)) for _ in range(runs)]
+    result = await compare_environments(target, base)
+    return {
+        "tables": f"{n:,} ({migrations} migrations)",
+        "drifted objects": f"{found.summary.total:,} (compare: {result.summary.total:,})",
+        "full": median_ms(full),
+        "full + own shadow": median_ms([own]),
+        "fast": f"{median_ms(fast)} (fingerprint {parts['fingerprint']:.0f} ms, cache {parts['cache']:.0f} ms, "
+        f"since_last_apply {parts.get('since_last_apply', 0):.0f} ms)",
+        "fast, in sync": median_ms(fast_clean),
+        "fast, new connection": median_ms(cold),
+        "compare": median_ms(compared),
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--fast-runs", type=int, default=20)
+    args = parser.parse_args()
+    server = embedded_server().start()
+    try:
+        with tempfile.TemporaryDirectory(prefix="pgshift-bench-state-") as state:
+            rows = [await bench_size(server, n, args.runs, args.fast_runs, Path(state)) for n in args.sizes]
+    finally:
+        server.stop()
+    header = list(rows[0])
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join("---:" for _ in header) + "|")
+    for row in rows:
+        print("| " + " | ".join(row[h] for h in header) + " |")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

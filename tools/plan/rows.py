@@ -1,0 +1,100 @@
+"""Count, on the target, the rows that would make a plan's statements fail (the I/O around `Plan.row_checks`).
+
+A new NOT NULL over NULL rows or a new UNIQUE over duplicates fails halfway through an apply; counted at plan time,
+it is a `Blocker` in the plan instead. Every count is bounded: it runs in a READ ONLY transaction with a statement
+timeout, and a table whose estimate (`pg_class.reltuples`) is above `max_rows` is not counted at all; either way
+the blocker says the count is unknown. The SQL is ours, built from the model's quoted names.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from tools.plan.statement import Blocker, Plan, RowCheck
+from tools.sql import quote_ident
+
+MAX_ROWS = 5_000_000
+TIMEOUT_MS = 5_000
+
+
+def count_sql(check: RowCheck) -> str:
+    """The count of the rows in the way of `check`."""
+    names = [quote_ident(c) for c in check.columns]
+    if check.kind == "any_rows":
+        return f"SELECT count(*) FROM {check.table}"
+    if check.kind == "null_rows":
+        return f"SELECT count(*) FROM {check.table} WHERE {names[0]} IS NULL"
+    filled = " AND ".join(f"{n} IS NOT NULL" for n in names)
+    where = f"{filled} AND ({check.predicate})" if check.predicate else filled
+    groups = ", ".join(names)
+    return (
+        f"SELECT coalesce(sum(n - 1), 0)::bigint FROM (SELECT count(*) AS n FROM {check.table} WHERE {where}"
+        f" GROUP BY {groups} HAVING count(*) > 1) AS d"
+    )
+
+
+def _message(check: RowCheck, rows: int | None, why: str = "") -> str:
+    what = {
+        "null_rows": f"NULL in {', '.join(check.columns)}",
+        "any_rows": f"existing rows that {check.columns[0]} (NOT NULL, no default) would leave NULL",
+        "duplicate_rows": f"duplicates over ({', '.join(check.columns)})",
+    }[check.kind]
+    if rows is None:
+        return f"{check.object}: rows of {check.table} with {what} were not counted ({why}); check before applying"
+    fix = f"; run `{check.backfill}` first" if check.backfill else "; fix those rows first"
+    return f"{check.object} would fail: {rows} row(s) of {check.table} with {what}{fix}"
+
+
+def _blocker(check: RowCheck, rows: int | None, why: str = "") -> Blocker:
+    return Blocker(
+        kind=check.kind,
+        object=check.object,
+        table=check.table,
+        rows=rows,
+        message=_message(check, rows, why),
+        backfill=check.backfill,
+    )
+
+
+async def count_blockers(
+    conn: asyncpg.Connection, plan: Plan, *, max_rows: int = MAX_ROWS, timeout_ms: int = TIMEOUT_MS
+) -> Plan:
+    """`plan` with a blocker for every row check that finds rows in the way on the target behind `conn` (or that
+    could not be counted). Read-only: in its own READ ONLY transaction, or inside the caller's (a pooled read-only
+    connection), whose statement timeout it puts back afterwards."""
+    checks = plan.row_checks
+    if not checks:
+        return plan
+    if conn.is_in_transaction():
+        blockers = await _count(conn, checks, max_rows, timeout_ms)
+    else:
+        async with conn.transaction(readonly=True):
+            blockers = await _count(conn, checks, max_rows, timeout_ms)
+    return plan.model_copy(update={"blockers": tuple(blockers)})
+
+
+async def _count(
+    conn: asyncpg.Connection, checks: tuple[RowCheck, ...], max_rows: int, timeout_ms: int
+) -> list[Blocker]:
+    original = await conn.fetchval("SELECT pg_catalog.current_setting('statement_timeout')")
+    await conn.fetchval("SELECT pg_catalog.set_config('statement_timeout', $1, true)", f"{int(timeout_ms)}ms")
+    try:
+        return [b for check in checks if (b := await _check(conn, check, max_rows, timeout_ms)) is not None]
+    finally:
+        await conn.fetchval("SELECT pg_catalog.set_config('statement_timeout', $1, true)", original)
+
+
+async def _check(conn: asyncpg.Connection, check: RowCheck, max_rows: int, timeout_ms: int) -> Blocker | None:
+    estimate = await conn.fetchval(
+        "SELECT c.reltuples FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass($1)", check.table
+    )
+    if estimate is not None and estimate > max_rows:
+        return _blocker(check, None, f"about {int(estimate)} rows, more than {max_rows}")
+    await conn.execute("SAVEPOINT pgshift_row_check")  # a timeout must not end the caller's transaction
+    try:
+        rows = await conn.fetchval(count_sql(check))
+    except asyncpg.QueryCanceledError:
+        await conn.execute("ROLLBACK TO SAVEPOINT pgshift_row_check")
+        return _blocker(check, None, f"the count took longer than {timeout_ms} ms")
+    await conn.execute("RELEASE SAVEPOINT pgshift_row_check")
+    return _blocker(check, int(rows)) if rows else None
