@@ -34,9 +34,9 @@ sys.path.insert(0, str(ROOT))
 from mcp import Client  # noqa: E402
 from mcp.types import Tool  # noqa: E402
 
-from server.app import build_app  # noqa: E402
-from tools.databases import Environment  # noqa: E402
-from tools.localpg import LocalPostgres, embedded_server  # noqa: E402
+from pgshift.server.app import build_app  # noqa: E402
+from pgshift.tools.databases import Environment  # noqa: E402
+from pgshift.tools.localpg import LocalPostgres, embedded_server  # noqa: E402
 
 BUDGET_TOKENS = 20_000
 """Every tool's default answer, in estimated tokens (Claude Code truncates above about 25,000)."""

@@ -80,8 +80,8 @@ async def _recreate_database(url_admin: str, name: str) -> None:
 
 def ours_child(source: str, target: str) -> None:
     """Child mode: one compare end to end (connect, both introspections concurrently, diff); print JSON."""
-    from tools.compare import compare_environments
-    from tools.databases import Environment
+    from pgshift.tools.compare import compare_environments
+    from pgshift.tools.databases import Environment
 
     started = time.perf_counter()
     result = asyncio.run(
@@ -118,7 +118,7 @@ def main() -> None:
         ours_child(*args.ours_child)
         return
 
-    from tools.localpg import embedded_server
+    from pgshift.tools.localpg import embedded_server
 
     server = embedded_server().start()
     pg_dump = str(server.bin_dir / "pg_dump")

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import asyncpg
 
-from tools.databases import Databases
-from tools.deploy import deploy
-from tools.localpg import LocalPostgres, embedded_server, pg15_bin_dir
-from tools.migrations.folder import read_migrations
-from tools.sql import quote_ident
+from pgshift.tools.databases import Databases
+from pgshift.tools.deploy import deploy
+from pgshift.tools.localpg import LocalPostgres, embedded_server, pg15_bin_dir
+from pgshift.tools.migrations.folder import read_migrations
+from pgshift.tools.sql import quote_ident
 
 CHAIN = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "prisma" / "hoppscotch" / "migrations"
 

@@ -37,13 +37,13 @@ ROOT = Path(__file__).resolve().parents[1]
 GENSCHEMA = ROOT.parent / "shared" / "tools" / "genschema.py"
 sys.path.insert(0, str(ROOT))
 
-from tools import ledger  # noqa: E402
-from tools.compare import compare_environments  # noqa: E402
-from tools.databases import Databases, Environment  # noqa: E402
-from tools.localpg import LocalPostgres, embedded_server  # noqa: E402
-from tools.migrations.folder import read_migrations  # noqa: E402
-from tools.migrations.parse import split_statements  # noqa: E402
-from tools.watch.drift import detect_drift  # noqa: E402
+from pgshift.tools import ledger  # noqa: E402
+from pgshift.tools.compare import compare_environments  # noqa: E402
+from pgshift.tools.databases import Databases, Environment  # noqa: E402
+from pgshift.tools.localpg import LocalPostgres, embedded_server  # noqa: E402
+from pgshift.tools.migrations.folder import read_migrations  # noqa: E402
+from pgshift.tools.migrations.parse import split_statements  # noqa: E402
+from pgshift.tools.watch.drift import detect_drift  # noqa: E402
 
 FIRST_VERSION = 20240101000000
 STATEMENTS_PER_MIGRATION = 2_000  # one transaction per migration: 5,000 tables in one exceed the lock table

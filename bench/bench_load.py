@@ -28,9 +28,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from conftest import drop_database  # noqa: E402
 from test_load import TOKEN, app_database, run_concurrently, start_http_server, stop_http_server, workload  # noqa: E402
 
-from server.app import build_app  # noqa: E402
-from tools.databases import Environment  # noqa: E402
-from tools.localpg import embedded_server  # noqa: E402
+from pgshift.server.app import build_app  # noqa: E402
+from pgshift.tools.databases import Environment  # noqa: E402
+from pgshift.tools.localpg import embedded_server  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:

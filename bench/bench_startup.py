@@ -45,12 +45,13 @@ INITIALIZE = {
     "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "0"}},
 }
 SERVE_IMPORTS = (
-    "from server.cli import build_parser; build_parser('serve'); from server.app import build_app; "
-    "from server.config import load_configuration; c = load_configuration(); build_app(lambda: c)"
+    "from pgshift.server.cli import build_parser; build_parser('serve'); from pgshift.server.app import build_app; "
+    "from pgshift.server.config import load_configuration; c = load_configuration(); build_app(lambda: c)"
 )
 COMPARE_IMPORTS = (
-    "from server.cli import build_parser; args = build_parser('compare').parse_args(['compare', '--source', 'a://', "
-    "'--target', 'b://']); import server.commands, tools.compare"
+    "from pgshift.server.cli import build_parser; "
+    "args = build_parser('compare').parse_args(['compare', '--source', 'a://', '--target', 'b://']); "
+    "import pgshift.server.commands, pgshift.tools.compare"
 )
 
 
@@ -69,7 +70,7 @@ def server_to_initialize(workdir: str, tree: Path) -> float:
     env = child_env(tree)
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server"],
+        [sys.executable, "-m", "pgshift"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -112,7 +113,7 @@ def compare_process(tree: Path, source: str, target: str) -> float:
     """Seconds of one whole `pgshift compare` process (exit code 2: the pair differs)."""
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "server.cli", "compare", "--source", source, "--target", target],
+        [sys.executable, "-m", "pgshift.server.cli", "compare", "--source", source, "--target", target],
         capture_output=True,
         text=True,
         env=child_env(tree),
@@ -160,7 +161,7 @@ def compares(trees: list[Path], sizes: list[int], runs: int, migra_bin: str) -> 
     have_migra = Path(migra_bin).exists()
     if not have_migra:
         print(f"migra not found at {migra_bin}: see bench/README.md (only our times are measured)", flush=True)
-    from tools.localpg import embedded_server
+    from pgshift.tools.localpg import embedded_server
 
     rows = []
     server = embedded_server().start()

@@ -23,13 +23,13 @@ from typing import Any
 
 import asyncpg
 
-import tools.apply as apply_module
-from tools.apply import apply_migration
-from tools.databases import Databases, Environment
-from tools.judge import pg_env, url_without_password
-from tools.localpg import LocalPostgres, embedded_server
-from tools.undo.rollback import rollback
-from tools.undo.snapshots import snapshot_schema
+import pgshift.tools.apply as apply_module
+from pgshift.tools.apply import apply_migration
+from pgshift.tools.databases import Databases, Environment
+from pgshift.tools.judge import pg_env, url_without_password
+from pgshift.tools.localpg import LocalPostgres, embedded_server
+from pgshift.tools.undo.rollback import rollback
+from pgshift.tools.undo.snapshots import snapshot_schema
 
 GENSCHEMA = Path(__file__).resolve().parents[2] / "shared" / "tools" / "genschema.py"
 

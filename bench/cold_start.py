@@ -17,7 +17,7 @@ from mcp.client.stdio import StdioServerParameters
 
 
 async def once(workdir: str) -> tuple[float, int]:
-    params = StdioServerParameters(command=sys.executable, args=["-m", "server"], env={}, cwd=workdir)
+    params = StdioServerParameters(command=sys.executable, args=["-m", "pgshift"], env={}, cwd=workdir)
     started = time.perf_counter()
     async with Client(params, read_timeout_seconds=60) as client:
         tools = (await client.list_tools()).tools

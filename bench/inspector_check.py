@@ -67,7 +67,7 @@ DEFAULTS = {"environment": "local", "source": "local", "target": "production", "
 def inspector(python: str, project: Path, timeout: float, *method: str) -> tuple[int, Any, str]:
     """Run the Inspector CLI once against `python -m server` in `project`: (exit code, parsed JSON or None, stderr)."""
     done = subprocess.run(
-        [*INSPECTOR, python, "-m", "server", *method],
+        [*INSPECTOR, python, "-m", "pgshift", *method],
         capture_output=True,
         text=True,
         cwd=project,
@@ -136,7 +136,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=180, help="seconds per Inspector run")
     args = parser.parse_args()
 
-    from tools.localpg import embedded_server
+    from pgshift.tools.localpg import embedded_server
 
     server = embedded_server().start()
     rows: list[tuple[str, str, str, float]] = []

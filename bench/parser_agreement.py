@@ -27,7 +27,7 @@ from pglast.parser import ParseError, scan
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tools.migrations import parse as new_parse  # noqa: E402
+from pgshift.tools.migrations import parse as new_parse  # noqa: E402
 
 OLD_REV = "61859c89724ad1e380f5ad96f3b0c78f985c8189"  # last commit whose parse.py split with sqlglot
 COMMENTS = frozenset({"SQL_COMMENT", "C_COMMENT"})

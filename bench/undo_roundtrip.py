@@ -25,7 +25,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from support_rows import ChainReport, walk_chain  # noqa: E402
 
-from tools.localpg import LocalPostgres, embedded_server, pg15_bin_dir  # noqa: E402
+from pgshift.tools.localpg import LocalPostgres, embedded_server, pg15_bin_dir  # noqa: E402
 
 CORPUS = ROOT / "tests" / "corpus"
 # chain -> (migrations folder, Supabase shape first, wants PostgreSQL 15)

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 
 from mcp.server.mcpserver import MCPServer
 
-from server.config import Configuration, load_configuration
-from tools.approval import ApprovalStore
-from tools.databases import Databases, Environment
+from pgshift.server.config import Configuration, load_configuration
+from pgshift.tools.approval import ApprovalStore
+from pgshift.tools.databases import Databases, Environment
 
 INSTRUCTIONS = """pgshift keeps PostgreSQL schemas in sync between environments (usually a local database managed by
 Prisma migrations and a Supabase production database). Start with list_environments. Reads are safe: they run
@@ -47,10 +47,10 @@ def build_app(
         finally:
             await db.close()
 
-    from server.registry import register_tools, strict_tools
-    from server.status_tools import register_status_tools
-    from server.undo_tools import register_undo_tools
-    from server.watch_tools import register_watch_tools
+    from pgshift.server.registry import register_tools, strict_tools
+    from pgshift.server.status_tools import register_status_tools
+    from pgshift.server.undo_tools import register_undo_tools
+    from pgshift.server.watch_tools import register_watch_tools
 
     app: MCPServer[AppState] = MCPServer(
         "pgshift", instructions=INSTRUCTIONS, lifespan=lifespan, version=_version(), log_level="WARNING"

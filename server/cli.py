@@ -13,7 +13,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from tools.errors import PgshiftError
+from pgshift.tools.errors import PgshiftError
 
 EXIT_OK, EXIT_ERROR, EXIT_DIFFERENT, EXIT_DATA_LOSS = 0, 1, 2, 3
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command stopped by a closed pipe
@@ -22,23 +22,23 @@ DEBUG_ENV_VAR = "PGSHIFT_DEBUG"
 # the one that defines it (`pgshift compare` never loads the rollback planner or the dashboard's web stack);
 # `--help` or an unknown command loads them all.
 COMMAND_MODULES = (
-    ("server.commands", "add_schema_commands"),
-    ("server.undo_commands", "add_undo_commands"),
-    ("server.drift_commands", "add_drift_commands"),
-    ("server.dashboard", "add_dashboard_commands"),
+    ("pgshift.server.commands", "add_schema_commands"),
+    ("pgshift.server.undo_commands", "add_undo_commands"),
+    ("pgshift.server.drift_commands", "add_drift_commands"),
+    ("pgshift.server.dashboard", "add_dashboard_commands"),
 )
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from server.app import build_app
-    from server.config import load_configuration
+    from pgshift.server.app import build_app
+    from pgshift.server.config import load_configuration
 
     config = load_configuration()
     if config.problem is not None:  # the server starts anyway: every tool call answers with the problem
         print(f"pgshift: {config.problem}", file=sys.stderr)
     app = build_app(lambda: config)
     if args.http:
-        from server.http import serve_http
+        from pgshift.server.http import serve_http
 
         serve_http(app, host=args.host, port=args.port)
     else:
@@ -47,7 +47,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from server.demo import run_demo
+    from pgshift.server.demo import run_demo
 
     return run_demo("json" if args.json else "verbose" if args.verbose else "story")
 

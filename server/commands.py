@@ -17,11 +17,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from server.config import CONFIGURE_NEXT_STEP, load_environments
-from tools.compare import KINDS, CompareResult, compare_environments
-from tools.databases import Databases, Environment
-from tools.errors import ConfigError, PgshiftError
-from tools.plan.statement import Plan
+from pgshift.server.config import CONFIGURE_NEXT_STEP, load_environments
+from pgshift.tools.compare import KINDS, CompareResult, compare_environments
+from pgshift.tools.databases import Databases, Environment
+from pgshift.tools.errors import ConfigError, PgshiftError
+from pgshift.tools.plan.statement import Plan
 
 EXIT_OK, EXIT_ERROR, EXIT_PENDING, EXIT_DATA_LOSS = 0, 1, 2, 3
 # Names the plan command's callers know it by.
@@ -138,7 +138,7 @@ def hazard_report(plan: Plan) -> str:
 
 def run_plan(args: argparse.Namespace, environments: Sequence[Environment] = ()) -> int:
     """Run `pgshift plan`: 0 nothing to do, 2 a plan printed, 3 refused for data loss, 1 error."""
-    from tools.plan.read import plan_environments
+    from pgshift.tools.plan.read import plan_environments
 
     try:
         source = resolve_environment(args.source, environments, "source")
@@ -211,7 +211,7 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from tools.migrations.check import check_migration, render_text
+    from pgshift.tools.migrations.check import check_migration, render_text
 
     db, name = _target_db(args.target)
     if args.migration != "-" and is_migrations_folder(args.migration):
@@ -235,7 +235,7 @@ def render_check_markdown(target: str, checked: Sequence[tuple[str, Any]]) -> st
     """Checks of one or more migrations as Markdown (a CI job summary): verdict, the script that would run, lint
     findings and hazards, the dry run and the blockers. Every text is escaped; scripts sit in code fences longer
     than any backtick run inside them."""
-    from tools.watch.status import code_block, markdown_table, md
+    from pgshift.tools.watch.status import code_block, markdown_table, md
 
     blocked = sum(1 for _, r in checked if not r.ok)
     verdict = "ready" if not blocked else f"**{blocked} blocked**"
@@ -278,7 +278,7 @@ def is_migrations_folder(path: str) -> bool:
 def _check_folder(args: argparse.Namespace, db: Databases, name: str) -> int:
     """Check every migration of a folder that the target has not applied, in order. Only the first is dry-run:
     the later ones need the earlier ones, which the target does not have yet (each dry run is rolled back)."""
-    from tools.migrations.check import check_migration, render_text
+    from pgshift.tools.migrations.check import check_migration, render_text
 
     async def each() -> tuple[list[str], list[Any]]:
         pending = await pending_migrations(db, name, args.migration)
@@ -305,9 +305,9 @@ def _check_folder(args: argparse.Namespace, db: Databases, name: str) -> int:
 
 async def pending_migrations(db: Databases, name: str, directory: str) -> list[str]:
     """The paths of the folder's migrations that `name` has not applied (pending, failed or edited), in order."""
-    from tools import ledger
-    from tools.deploy import migration_state
-    from tools.migrations.folder import read_migrations
+    from pgshift.tools import ledger
+    from pgshift.tools.deploy import migration_state
+    from pgshift.tools.migrations.folder import read_migrations
 
     folder = read_migrations(directory)
     async with db.read_only(name, snapshot=True) as conn:
@@ -318,7 +318,7 @@ async def pending_migrations(db: Databases, name: str, directory: str) -> list[s
 def _confirmed(first: Any, yes: bool, again: Callable[[str], Awaitable[Any]], db: Databases) -> Any:
     """With --yes (the person or CI running the command approves), approve the filed request and run it once;
     without, withdraw it and say so in CLI words (the command is re-run with --yes, never continued by id)."""
-    from tools.approval import ApprovalStore
+    from pgshift.tools.approval import ApprovalStore
 
     if first.status != "confirmation_required":
         return first
@@ -340,7 +340,7 @@ def named(target: str) -> str:
 
 
 def _apply(args: argparse.Namespace) -> int:
-    from tools.apply import apply_migration
+    from pgshift.tools.apply import apply_migration
 
     db, name = _target_db(args.target, writes=True)
     sql = sys.stdin.read() if args.migration == "-" else None
@@ -371,8 +371,8 @@ def render_apply(result: Any) -> str:
 def _status(args: argparse.Namespace) -> int:
     """`pgshift status`: every configured environment (or `--target` alone) side by side. 0 every environment
     clean, 2 something pending, failed, edited, missing locally, drifted or unreachable, 1 error."""
-    from tools.watch.status import default_providers, gather_status, render_markdown
-    from tools.watch.status import render_text as render_status_text
+    from pgshift.tools.watch.status import default_providers, gather_status, render_markdown
+    from pgshift.tools.watch.status import render_text as render_status_text
 
     if args.target is not None:
         db, name = _target_db(args.target)
@@ -394,7 +394,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _deploy(args: argparse.Namespace) -> int:
-    from tools.deploy import deploy, render_deploy
+    from pgshift.tools.deploy import deploy, render_deploy
 
     db, name = _target_db(args.target, writes=True)
 
@@ -412,7 +412,7 @@ def _deploy(args: argparse.Namespace) -> int:
 
 def _approve(args: argparse.Namespace) -> int:
     """`pgshift approve [ID]`: a person at a terminal approves one pending write (0 approved, 2 not, 1 error)."""
-    from tools.approval import ApprovalStore, render_request
+    from pgshift.tools.approval import ApprovalStore, render_request
 
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         print(

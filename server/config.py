@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tools.databases import Environment
-from tools.errors import ConfigError
+from pgshift.tools.databases import Environment
+from pgshift.tools.errors import ConfigError
 
 DEFAULT_VARIABLES = {"local": "DATABASE_URL", "production": "SUPABASE_DB_URL"}
 PROTECTED_BY_DEFAULT = frozenset({"production", "prod"})

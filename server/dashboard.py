@@ -29,12 +29,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from server.http import is_loopback
-from tools.approval import ApprovalStore
-from tools.databases import Databases, Environment
-from tools.errors import ConfigError, PgshiftError
-from tools.untrusted import answer_boundary
-from tools.watch.status import Providers, Status, StatusCache, default_providers, digest, gather_status
+from pgshift.server.http import is_loopback
+from pgshift.tools.approval import ApprovalStore
+from pgshift.tools.databases import Databases, Environment
+from pgshift.tools.errors import ConfigError, PgshiftError
+from pgshift.tools.untrusted import answer_boundary
+from pgshift.tools.watch.status import Providers, Status, StatusCache, default_providers, digest, gather_status
 
 DEFAULT_PORT = 8766
 DEFAULT_INTERVAL_S = 5.0
@@ -122,7 +122,7 @@ def serve(app: Starlette, host: str, port: int) -> None:
 
 
 def _dashboard(args: argparse.Namespace) -> int:
-    from server.config import load_environments
+    from pgshift.server.config import load_environments
 
     if args.interval <= 0:
         raise ConfigError("--interval must be a positive number of seconds")
@@ -215,7 +215,7 @@ async def watch(
 
 
 def _watch(args: argparse.Namespace) -> int:
-    from server.config import load_environments
+    from pgshift.server.config import load_environments
 
     if args.interval <= 0 or (args.count is not None and args.count < 1):
         raise ConfigError("--interval must be positive and --count at least 1")

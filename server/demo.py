@@ -27,7 +27,7 @@ from typing import Any, Literal, TextIO
 import anyio
 import asyncpg
 
-from tools.localpg import embedded_server
+from pgshift.tools.localpg import embedded_server
 
 SAMPLE = Path(__file__).resolve().parents[1] / "tools" / "sample"
 Mode = Literal["story", "verbose", "json"]
@@ -620,7 +620,7 @@ async def drive(
 
     env = {"DATABASE_URL": local_url, "SUPABASE_DB_URL": production_url, "PATH": os.environ.get("PATH", "")}
     env["PGSHIFT_STATE_DIR"] = str(project / ".pgshift-state")  # approval requests, removed with the project
-    params = StdioServerParameters(command=sys.executable, args=["-m", "server"], env=env, cwd=str(project))
+    params = StdioServerParameters(command=sys.executable, args=["-m", "pgshift"], env=env, cwd=str(project))
 
     async def person(context: Any, params: Any) -> Any:
         """The person behind the client, asked by elicitation: reads what will run and approves."""

@@ -13,10 +13,10 @@ import json
 import sys
 from typing import Any
 
-from server.cli import EXIT_DIFFERENT, EXIT_ERROR, EXIT_OK
-from server.commands import _run, _target_db
-from tools.errors import PgshiftError
-from tools.watch.drift import AdoptResult, DriftReport, SinceLastApply, adopt_drift, detect_drift
+from pgshift.server.cli import EXIT_DIFFERENT, EXIT_ERROR, EXIT_OK
+from pgshift.server.commands import _run, _target_db
+from pgshift.tools.errors import PgshiftError
+from pgshift.tools.watch.drift import AdoptResult, DriftReport, SinceLastApply, adopt_drift, detect_drift
 
 SIGN = {"added": "+", "removed": "-", "changed": "~"}
 

@@ -25,17 +25,17 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 from pydantic_core import ErrorDetails
 
-from server.app import AppState
-from server.config import CONFIGURE_NEXT_STEP
-from tools import apply, catalog, compare, execute
-from tools import deploy as deploying
-from tools.approval import ApprovalRequest, Drafts, describe
-from tools.errors import ConfigError, NotAllowed, PgshiftError
-from tools.migrations import check
-from tools.migrations.folder import checked_path, contained
-from tools.model import KINDS
-from tools.undo.rollback import RollbackResult
-from tools.untrusted import INLINE_NOTICE, answer_boundary, fence, fence_text, is_fenced
+from pgshift.server.app import AppState
+from pgshift.server.config import CONFIGURE_NEXT_STEP
+from pgshift.tools import apply, catalog, compare, execute
+from pgshift.tools import deploy as deploying
+from pgshift.tools.approval import ApprovalRequest, Drafts, describe
+from pgshift.tools.errors import ConfigError, NotAllowed, PgshiftError
+from pgshift.tools.migrations import check
+from pgshift.tools.migrations.folder import checked_path, contained
+from pgshift.tools.model import KINDS
+from pgshift.tools.undo.rollback import RollbackResult
+from pgshift.tools.untrusted import INLINE_NOTICE, answer_boundary, fence, fence_text, is_fenced
 
 log = logging.getLogger("pgshift")
 

@@ -8,11 +8,11 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 from pydantic import Field
 
-from server.app import AppState
-from server.registry import READ, guarded, project_path, state
-from tools.errors import PgshiftError
-from tools.untrusted import answer_boundary
-from tools.watch import status
+from pgshift.server.app import AppState
+from pgshift.server.registry import READ, guarded, project_path, state
+from pgshift.tools.errors import PgshiftError
+from pgshift.tools.untrusted import answer_boundary
+from pgshift.tools.watch import status
 
 STATUS_URI = "pgshift://status"
 DIRECTORY = "prisma/migrations or supabase/migrations; found automatically when omitted"

@@ -13,9 +13,9 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
-from server.commands import EXIT_OK, EXIT_PENDING, _confirmed, _emit, _run, _target_db, named
-from tools.undo.rollback import RollbackResult, rollback
-from tools.undo.snapshots import (
+from pgshift.server.commands import EXIT_OK, EXIT_PENDING, _confirmed, _emit, _run, _target_db, named
+from pgshift.tools.undo.rollback import RollbackResult, rollback
+from pgshift.tools.undo.snapshots import (
     DiscardResult,
     SnapshotList,
     SnapshotResult,

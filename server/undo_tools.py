@@ -17,8 +17,8 @@ from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from server.app import AppState
-from server.registry import (
+from pgshift.server.app import AppState
+from pgshift.server.registry import (
     _DRAFTING_ERRORS,
     APPROVAL_ID,
     READ,
@@ -33,10 +33,10 @@ from server.registry import (
     settle,
     state,
 )
-from tools.approval import Drafts
-from tools.undo.rollback import RollbackResult, rollback
-from tools.undo.snapshots import SnapshotList, SnapshotResult, VerifyResult, list_snapshots, snapshot_schema
-from tools.undo.snapshots import verify_snapshot as verify
+from pgshift.tools.approval import Drafts
+from pgshift.tools.undo.rollback import RollbackResult, rollback
+from pgshift.tools.undo.snapshots import SnapshotList, SnapshotResult, VerifyResult, list_snapshots, snapshot_schema
+from pgshift.tools.undo.snapshots import verify_snapshot as verify
 
 # Adds a row to pgshift.snapshots: a write, but it changes no schema object and destroys nothing.
 RECORD = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)

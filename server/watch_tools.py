@@ -9,10 +9,10 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from server.app import AppState
-from server.registry import READ, Env, guarded, project_path, state
-from tools.compare import DEFAULT_LIMIT, PageRequest
-from tools.watch import advisors, drift, locks
+from pgshift.server.app import AppState
+from pgshift.server.registry import READ, Env, guarded, project_path, state
+from pgshift.tools.compare import DEFAULT_LIMIT, PageRequest
+from pgshift.tools.watch import advisors, drift, locks
 
 # Creates one new file in the project (never overwrites one) and never touches a database.
 WRITES_A_FILE = ToolAnnotations(

@@ -17,7 +17,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tools.localpg import LocalPostgres, embedded_server, pg15_bin_dir
+from pgshift.tools.localpg import LocalPostgres, embedded_server, pg15_bin_dir
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 EXTRA_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"

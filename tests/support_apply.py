@@ -10,10 +10,10 @@ from typing import Any
 
 import asyncpg
 
-from tools.databases import Databases
-from tools.ledger import LEDGER, SUPABASE, prisma_table
-from tools.localpg import LocalPostgres
-from tools.sql import quote_ident
+from pgshift.tools.databases import Databases
+from pgshift.tools.ledger import LEDGER, SUPABASE, prisma_table
+from pgshift.tools.localpg import LocalPostgres
+from pgshift.tools.sql import quote_ident
 
 WAIT_BOUND_S = 10.0
 
@@ -95,7 +95,7 @@ SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database()
 
 
 def target(url: str, *, protected: bool = False, read_only: bool = False) -> Databases:
-    from tools.databases import Environment
+    from pgshift.tools.databases import Environment
 
     return Databases([Environment(name="target", url=url, protected=protected, read_only=read_only)])
 

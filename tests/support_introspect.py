@@ -9,10 +9,10 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
-from tools.diff import SchemaDiff, diff_schemas
-from tools.introspect import introspect
-from tools.localpg import LocalPostgres
-from tools.model import Schema
+from pgshift.tools.diff import SchemaDiff, diff_schemas
+from pgshift.tools.introspect import introspect
+from pgshift.tools.localpg import LocalPostgres
+from pgshift.tools.model import Schema
 
 CORPUS_ROLES = ("schemainspect_test_role",)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncpg
 
-from tools.introspect import introspect
-from tools.model import Schema
-from tools.plan import Plan
+from pgshift.tools.introspect import introspect
+from pgshift.tools.model import Schema
+from pgshift.tools.plan import Plan
 
 ROLE = "schemainspect_test_role"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import asyncpg
 from conftest import corpus_root
 
-from tools.migrations.parse import SqlStatement, StatementKind, name_at, split_statements
+from pgshift.tools.migrations.parse import SqlStatement, StatementKind, name_at, split_statements
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = corpus_root()

@@ -27,15 +27,15 @@ import asyncpg
 from support_apply import new_database, remove_database, run_sql, target
 from test_deploy import SUPABASE_SHAPE, psql_replay
 
-from tools import ledger
-from tools.apply import apply_migration
-from tools.errors import PgshiftError
-from tools.judge import dump_schema, normalise_dump
-from tools.localpg import LocalPostgres
-from tools.migrations.folder import Migration, read_migrations
-from tools.migrations.parse import split_statements
-from tools.sql import qualified, quote_ident
-from tools.undo.rollback import rollback
+from pgshift.tools import ledger
+from pgshift.tools.apply import apply_migration
+from pgshift.tools.errors import PgshiftError
+from pgshift.tools.judge import dump_schema, normalise_dump
+from pgshift.tools.localpg import LocalPostgres
+from pgshift.tools.migrations.folder import Migration, read_migrations
+from pgshift.tools.migrations.parse import split_statements
+from pgshift.tools.sql import qualified, quote_ident
+from pgshift.tools.undo.rollback import rollback
 
 HISTORY_SCHEMAS = ("pgshift", "supabase_migrations")
 HISTORY_TABLES = ("_prisma_migrations",)

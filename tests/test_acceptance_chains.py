@@ -18,9 +18,9 @@ from conftest import corpus_root, create_database, drop_database
 from support_plan import apply_plan, read_schema, run_sql
 from support_prepare import available_extensions, chains, make_supabase_shaped, without_unavailable_extensions
 
-from tools.judge import judge_equal
-from tools.localpg import LocalPostgres, embedded_bin_dir
-from tools.plan import plan_migration
+from pgshift.tools.judge import judge_equal
+from pgshift.tools.localpg import LocalPostgres, embedded_bin_dir
+from pgshift.tools.plan import plan_migration
 
 HOPPSCOTCH = corpus_root() / "prisma" / "hoppscotch" / "migrations"
 GENSCHEMA = corpus_root() / "genschema"  # base.sql and target.sql: genschema.py --tables 200 --seed 7

@@ -16,9 +16,9 @@ import pytest
 from conftest import create_database, drop_database
 from support_plan import ROLE, apply_plan, ensure_role, read_schema, run_sql
 
-from tools.judge import judge_equal
-from tools.localpg import LocalPostgres, embedded_bin_dir
-from tools.plan import HazardKind, plan_migration
+from pgshift.tools.judge import judge_equal
+from pgshift.tools.localpg import LocalPostgres, embedded_bin_dir
+from pgshift.tools.plan import HazardKind, plan_migration
 
 H = HazardKind
 

@@ -14,9 +14,9 @@ import pytest
 from conftest import corpus_cases, create_database, drop_database
 from support_plan import apply_plan, ensure_role, has_icu, read_schema, run_sql
 
-from tools.judge import judge_equal
-from tools.localpg import LocalPostgres, embedded_bin_dir
-from tools.plan import plan_migration
+from pgshift.tools.judge import judge_equal
+from pgshift.tools.localpg import LocalPostgres, embedded_bin_dir
+from pgshift.tools.plan import plan_migration
 
 CASES = corpus_cases("migra")
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tools.databases import Databases, Environment
-from tools.errors import ConfigError
-from tools.localpg import LocalPostgres
-from tools.watch import advisors
-from tools.watch.advisors import AdvisorReport, Lint
+from pgshift.tools.databases import Databases, Environment
+from pgshift.tools.errors import ConfigError
+from pgshift.tools.localpg import LocalPostgres
+from pgshift.tools.watch import advisors
+from pgshift.tools.watch.advisors import AdvisorReport, Lint
 
 SUPABASE_SHAPE = (Path(__file__).resolve().parents[1] / "tools" / "sample" / "supabase_shape.sql").read_text()
 EXPOSED = ["public", "pgmq_public"]

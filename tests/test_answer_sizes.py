@@ -16,10 +16,10 @@ import asyncpg
 import pytest
 from mcp import Client
 
-from server.app import build_app
-from tools.compare import CompareResult, compare_schemas
-from tools.databases import Databases, Environment
-from tools.localpg import LocalPostgres
+from pgshift.server.app import build_app
+from pgshift.tools.compare import CompareResult, compare_schemas
+from pgshift.tools.databases import Databases, Environment
+from pgshift.tools.localpg import LocalPostgres
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("answer_sizes", ROOT / "bench" / "answer_sizes.py")
@@ -145,7 +145,7 @@ async def test_every_tool_and_tools_list_answer_within_budget_with_descriptions_
 async def engine_result(pair: tuple[str, str, str], plan: bool) -> CompareResult:
     db = Databases.from_urls({"local": pair[0], "production": pair[1]})
     try:
-        from tools.compare import PlanOptions
+        from pgshift.tools.compare import PlanOptions
 
         return await compare_schemas(db, plan=PlanOptions() if plan else None)
     finally:

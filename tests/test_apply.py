@@ -9,10 +9,10 @@ import asyncpg
 import pytest
 from support_apply import WAITING_ON_LOCK, history_counts, prisma_folder, run_sql, snapshot, target, wait_until
 
-from tools.apply import Timeouts, apply_migration
-from tools.approval import ApprovalStore
-from tools.errors import ConfigError, DatabaseError, NotAllowed
-from tools.migrations.runner import APPLY_LOCK_KEY
+from pgshift.tools.apply import Timeouts, apply_migration
+from pgshift.tools.approval import ApprovalStore
+from pgshift.tools.errors import ConfigError, DatabaseError, NotAllowed
+from pgshift.tools.migrations.runner import APPLY_LOCK_KEY
 
 BASE = 'CREATE TABLE "User" (id serial PRIMARY KEY, email text NOT NULL);\n'
 ADD_NAME = 'ALTER TABLE "User" ADD COLUMN name text;\nCREATE INDEX "User_name_idx" ON "User" (name);\n'

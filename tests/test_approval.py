@@ -21,11 +21,11 @@ import asyncpg
 import pytest
 from mcp import Client, types
 
-from server.app import build_app
-from tools.approval import ApprovalStore
-from tools.databases import Environment
-from tools.errors import NotAllowed
-from tools.localpg import LocalPostgres
+from pgshift.server.app import build_app
+from pgshift.tools.approval import ApprovalStore
+from pgshift.tools.databases import Environment
+from pgshift.tools.errors import NotAllowed
+from pgshift.tools.localpg import LocalPostgres
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = "CREATE TABLE audit (id serial PRIMARY KEY, note text NOT NULL); CREATE TABLE keep (id int);"
@@ -275,7 +275,7 @@ def approve_at_terminal(request_id: str, typed: str, state: Path) -> tuple[int, 
     master, slave = os.openpty()
     env = {**os.environ, "PGSHIFT_STATE_DIR": str(state)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "approve", request_id],
+        [sys.executable, "-m", "pgshift.server.cli", "approve", request_id],
         stdin=slave,
         stdout=slave,
         stderr=slave,
@@ -324,7 +324,7 @@ def test_pgshift_approve_without_a_terminal_refuses(state_dir: Path) -> None:
     store = ApprovalStore()
     request = store.file("execute_sql", "production", "u", [INSERT], ("execute_sql", "production", INSERT))
     proc = subprocess.run(
-        [sys.executable, "-m", "server.cli", "approve", request.id],
+        [sys.executable, "-m", "pgshift.server.cli", "approve", request.id],
         input="production\n",
         capture_output=True,
         text=True,

@@ -8,12 +8,12 @@ import asyncpg
 import pytest
 from support_prepare import CORPUS, execute, make_supabase_shaped
 
-from tools.databases import Databases, Environment
-from tools.errors import ConfigError
-from tools.localpg import LocalPostgres
-from tools.migrations.check import check_migration, render_text
-from tools.migrations.lint import LintRule
-from tools.migrations.rewrite import RewriteKind
+from pgshift.tools.databases import Databases, Environment
+from pgshift.tools.errors import ConfigError
+from pgshift.tools.localpg import LocalPostgres
+from pgshift.tools.migrations.check import check_migration, render_text
+from pgshift.tools.migrations.lint import LintRule
+from pgshift.tools.migrations.rewrite import RewriteKind
 
 SEED = """
 CREATE TABLE account (id int PRIMARY KEY, email text);

@@ -13,11 +13,11 @@ import pytest
 from conftest import create_database, drop_database
 from support_prepare import Chain, available_extensions, chains, make_supabase_shaped, without_unavailable_extensions
 
-from tools.databases import Databases
-from tools.localpg import LocalPostgres
-from tools.migrations.check import check_migration
-from tools.migrations.parse import split_statements
-from tools.migrations.rewrite import rewrite_for_target
+from pgshift.tools.databases import Databases
+from pgshift.tools.localpg import LocalPostgres
+from pgshift.tools.migrations.check import check_migration
+from pgshift.tools.migrations.parse import split_statements
+from pgshift.tools.migrations.rewrite import rewrite_for_target
 
 
 @pytest.mark.parametrize("chain", chains(), ids=lambda c: c.name)

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from server.cli import main
-from tools.localpg import LocalPostgres
+from pgshift.server.cli import main
+from pgshift.tools.localpg import LocalPostgres
 
 INIT = 'CREATE TABLE "Note" ("id" TEXT NOT NULL, CONSTRAINT "Note_pkey" PRIMARY KEY ("id"));\n'
 SECOND = 'ALTER TABLE "Note" ADD COLUMN "body" TEXT;\n'
@@ -150,7 +150,7 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(target: str, project
     import sys
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "compare", "--source", target, "--target", target, "--json"],
+        [sys.executable, "-m", "pgshift.server.cli", "compare", "--source", target, "--target", target, "--json"],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -193,7 +193,7 @@ def test_python_m_server_keeps_bad_input_off_stderr_and_marks_only_the_bad_envir
     env = {**os.environ, "DATABASE_URL": BAD_URL, "SUPABASE_DB_URL": pg18.url()}
     env.pop("PGSHIFT_CONFIG", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server"],
+        [sys.executable, "-m", "server"],  # the repository's own entry point, found through PYTHONPATH
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

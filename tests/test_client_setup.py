@@ -13,8 +13,8 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
-from server.app import build_app
-from server.config import load_configuration
+from pgshift.server.app import build_app
+from pgshift.server.config import load_configuration
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,7 +25,7 @@ def text_of(result: Any) -> str:
 
 async def test_mcp_json_starts_the_server_with_the_venvs_python_on_a_path_without_the_venv() -> None:
     entry = json.loads((ROOT / "mcp.json").read_text())["mcpServers"]["pgshift"]
-    assert entry["type"] == "stdio" and entry["args"] == ["-m", "server"]
+    assert entry["type"] == "stdio" and entry["args"] == ["-m", "pgshift"]
     command = ROOT / entry["command"]  # relative to the project, where Claude Code starts its servers
     assert command.is_file(), f"{entry['command']} is not the venv's python"
     env = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp"), "DATABASE_URL": "", "SUPABASE_DB_URL": ""}
@@ -41,7 +41,7 @@ async def test_an_unset_variable_in_pgshift_toml_leaves_the_server_running_and_e
     (tmp_path / "pgshift.toml").write_text("[environments.production]\nurl_env = 'PGSHIFT_TEST_UNSET_VAR'\n")
     env = {k: v for k, v in os.environ.items() if k not in ("PGSHIFT_TEST_UNSET_VAR", "PGSHIFT_CONFIG")}
     env["PYTHONPATH"] = str(ROOT)
-    params = StdioServerParameters(command=sys.executable, args=["-m", "server"], env=env, cwd=str(tmp_path))
+    params = StdioServerParameters(command=sys.executable, args=["-m", "pgshift"], env=env, cwd=str(tmp_path))
     async with Client(params, read_timeout_seconds=60) as client:
         listed = await client.call_tool("list_environments", {})
         tables = await client.call_tool("list_tables", {"environment": "production"})
@@ -92,7 +92,7 @@ def test_pgshift_serve_reports_a_broken_configuration_on_stderr_and_keeps_servin
     init = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}
     request = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init})
     proc = subprocess.run(
-        [sys.executable, "-m", "server"],
+        [sys.executable, "-m", "pgshift"],
         cwd=tmp_path,
         input=request + "\n",
         capture_output=True,

@@ -9,11 +9,11 @@ import json
 import pytest
 from support_introspect import databases
 
-from server.commands import add_compare_arguments, run_compare
-from tools.compare import CompareAnswer, CompareResult, PageRequest, answer_page, compare_schemas
-from tools.databases import Databases
-from tools.errors import ConfigError
-from tools.localpg import LocalPostgres
+from pgshift.server.commands import add_compare_arguments, run_compare
+from pgshift.tools.compare import CompareAnswer, CompareResult, PageRequest, answer_page, compare_schemas
+from pgshift.tools.databases import Databases
+from pgshift.tools.errors import ConfigError
+from pgshift.tools.localpg import LocalPostgres
 
 LOCAL = """
 CREATE SCHEMA auth;
@@ -151,7 +151,7 @@ async def test_the_compare_command_exits_0_in_sync_2_different_and_1_on_error(
 async def test_the_compare_command_reads_a_text_report_and_names_environments(
     pg18: LocalPostgres, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tools.databases import Environment
+    from pgshift.tools.databases import Environment
 
     async with databases((pg18, LOCAL), (pg18, PRODUCTION)) as (local, production):
         envs = [Environment(name="local", url=local), Environment(name="production", url=production)]
@@ -167,9 +167,9 @@ def _synthetic(
 ) -> CompareResult:
     """A comparison result without a database: n changed columns, a plan of the given statements (a DROP deletes
     data) and n rules pgshift does not compare."""
-    from tools.compare import CompareSummary, Difference, FieldDifference, KindCounts, NotCompared
-    from tools.plan.statement import ClientPlan, Hazard, HazardKind, Statement
-    from tools.untrusted import fence
+    from pgshift.tools.compare import CompareSummary, Difference, FieldDifference, KindCounts, NotCompared
+    from pgshift.tools.plan.statement import ClientPlan, Hazard, HazardKind, Statement
+    from pgshift.tools.untrusted import fence
 
     differences = [
         Difference(

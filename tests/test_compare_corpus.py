@@ -10,9 +10,9 @@ import pytest
 from conftest import corpus_cases, corpus_root
 from support_introspect import databases, describe, ensure_roles, has_icu, read
 
-from tools.diff import diff_schemas
-from tools.localpg import LocalPostgres, pg15_bin_dir
-from tools.model import Schema
+from pgshift.tools.diff import diff_schemas
+from pgshift.tools.localpg import LocalPostgres, pg15_bin_dir
+from pgshift.tools.model import Schema
 
 CASES = corpus_cases("migra")
 

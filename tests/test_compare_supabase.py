@@ -8,9 +8,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tools.compare import PlanOptions, compare_schemas
-from tools.databases import Databases, Environment
-from tools.localpg import LocalPostgres
+from pgshift.tools.compare import PlanOptions, compare_schemas
+from pgshift.tools.databases import Databases, Environment
+from pgshift.tools.localpg import LocalPostgres
 
 SUPABASE_SHAPE = (Path(__file__).resolve().parents[1] / "tools" / "sample" / "supabase_shape.sql").read_text()
 APP = 'CREATE TABLE "Note" ("id" TEXT PRIMARY KEY, "body" TEXT);'

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from server.config import load_environments
-from tools.databases import Environment, connect_kwargs
-from tools.errors import ConfigError
-from tools.redact import redact_url, scrub, url_secrets
+from pgshift.server.config import load_environments
+from pgshift.tools.databases import Environment, connect_kwargs
+from pgshift.tools.errors import ConfigError
+from pgshift.tools.redact import redact_url, scrub, url_secrets
 
 
 def test_without_a_file_local_and_production_come_from_database_url_and_supabase_db_url(tmp_path: Path) -> None:
@@ -104,7 +104,7 @@ def test_a_password_with_url_characters_is_masked_whole() -> None:
 def test_load_configuration_never_raises_it_turns_a_broken_file_into_a_problem_with_the_next_step(
     tmp_path: Path,
 ) -> None:
-    from server.config import load_configuration
+    from pgshift.server.config import load_configuration
 
     (tmp_path / "pgshift.toml").write_text("[environments.local]\nurl_env = 'UNSET_VAR'\n")
     broken = load_configuration(tmp_path, {})

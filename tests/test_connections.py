@@ -16,11 +16,11 @@ import asyncpg
 import pytest
 from mcp import Client
 
-from server.app import build_app
-from tools.catalog import list_environments
-from tools.databases import Databases, Environment, EnvironmentBusy, connect, connect_kwargs
-from tools.errors import ConfigError, ConnectionFailed
-from tools.localpg import LocalPostgres
+from pgshift.server.app import build_app
+from pgshift.tools.catalog import list_environments
+from pgshift.tools.databases import Databases, Environment, EnvironmentBusy, connect, connect_kwargs
+from pgshift.tools.errors import ConfigError, ConnectionFailed
+from pgshift.tools.localpg import LocalPostgres
 
 # Every character a password may hold that a URL gives a meaning to; each fragment is distinctive ("Qz").
 SPECIALS = ["#", "/", "?", "@", "%", " "]

@@ -21,10 +21,10 @@ from conftest import corpus_root, create_database, drop_database
 from support_plan import apply_plan, ensure_role, has_icu, read_schema, run_sql
 from support_prepare import available_extensions, make_supabase_shaped, without_unavailable_extensions
 
-from tools.diff import diff_schemas
-from tools.judge import dump_schema, normalise_dump
-from tools.localpg import LocalPostgres
-from tools.plan import plan_migration
+from pgshift.tools.diff import diff_schemas
+from pgshift.tools.judge import dump_schema, normalise_dump
+from pgshift.tools.localpg import LocalPostgres
+from pgshift.tools.plan import plan_migration
 
 CORPUS = corpus_root() / "migra"
 CASES = sorted(p.name for p in CORPUS.iterdir() if (p / "a.sql").exists()) if CORPUS.exists() else []

@@ -22,13 +22,13 @@ import uvicorn
 from conftest import create_database, drop_database
 from support_apply import prisma_folder
 
-from server.dashboard import dashboard_app, exposure_warning
-from tools.apply import apply_migration
-from tools.approval import ApprovalStore
-from tools.databases import Databases, Environment
-from tools.deploy import deploy
-from tools.localpg import LocalPostgres
-from tools.watch.status import Providers
+from pgshift.server.dashboard import dashboard_app, exposure_warning
+from pgshift.tools.apply import apply_migration
+from pgshift.tools.approval import ApprovalStore
+from pgshift.tools.databases import Databases, Environment
+from pgshift.tools.deploy import deploy
+from pgshift.tools.localpg import LocalPostgres
+from pgshift.tools.watch.status import Providers
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 BROWSER_TIMEOUT_S = 60

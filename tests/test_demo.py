@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import asyncpg
 from conftest import create_database, drop_database
 
-from server.demo import (
+from pgshift.server.demo import (
     CHAPTERS,
     FIELD_POSITION_MIGRATION,
     Answer,
@@ -31,13 +31,13 @@ from server.demo import (
     tool_kinds,
     undo,
 )
-from server.registry import DRY_RUN, READ, WRITE
-from tools.localpg import LocalPostgres
-from tools.migrations.parse import split_statements
-from tools.migrations.rewrite import RewriteKind, rewrite_for_target
-from tools.undo.rollback import RestoreStep, RollbackPlan, RollbackResult, RollbackStep
-from tools.undo.snapshots import SnapshotInfo, SnapshotList, VerifyResult
-from tools.untrusted import fence
+from pgshift.server.registry import DRY_RUN, READ, WRITE
+from pgshift.tools.localpg import LocalPostgres
+from pgshift.tools.migrations.parse import split_statements
+from pgshift.tools.migrations.rewrite import RewriteKind, rewrite_for_target
+from pgshift.tools.undo.rollback import RestoreStep, RollbackPlan, RollbackResult, RollbackStep
+from pgshift.tools.undo.snapshots import SnapshotInfo, SnapshotList, VerifyResult
+from pgshift.tools.untrusted import fence
 
 UNDO_ONLY = {"list_snapshots", "verify_snapshot", "rollback"}  # the tools only the undo chapter calls
 

@@ -12,14 +12,14 @@ import pytest
 from conftest import corpus_root
 from support_apply import history_counts, new_database, prisma_folder, remove_database, run_sql, snapshot, target
 
-from tools.apply import apply_migration
-from tools.approval import ApprovalStore
-from tools.databases import Databases
-from tools.deploy import deploy, list_migrations
-from tools.errors import NotAllowed
-from tools.judge import judge_equal
-from tools.localpg import LocalPostgres
-from tools.migrations.folder import read_migrations
+from pgshift.tools.apply import apply_migration
+from pgshift.tools.approval import ApprovalStore
+from pgshift.tools.databases import Databases
+from pgshift.tools.deploy import deploy, list_migrations
+from pgshift.tools.errors import NotAllowed
+from pgshift.tools.judge import judge_equal
+from pgshift.tools.localpg import LocalPostgres
+from pgshift.tools.migrations.folder import read_migrations
 
 SUPABASE_SHAPE = Path(__file__).resolve().parents[1] / "tools" / "sample" / "supabase_shape.sql"
 HOPPSCOTCH = corpus_root() / "prisma" / "hoppscotch" / "migrations"
@@ -283,7 +283,7 @@ async def test_a_supabase_folder_is_recorded_under_its_own_versions_like_the_sup
 
 
 async def test_status_and_deploy_render_as_text_for_the_cli(db18: str, tmp_path: Path) -> None:
-    from tools.deploy import render_deploy, render_status
+    from pgshift.tools.deploy import render_deploy, render_status
 
     folder = prisma_folder(tmp_path, {"20240101000000_one": "CREATE TABLE one (id int);\n"})
     db = target(db18)
@@ -333,8 +333,8 @@ async def test_a_failed_migration_fixed_and_reapplied_settles_every_history(db18
 async def test_a_database_migrated_by_prisma_alone_reads_as_applied_and_deploy_skips_it(
     db18: str, tmp_path: Path
 ) -> None:
-    from tools.ledger import create_prisma_sql
-    from tools.migrations.folder import checksum
+    from pgshift.tools.ledger import create_prisma_sql
+    from pgshift.tools.migrations.folder import checksum
 
     one = "CREATE TABLE one (id int);\n"
     folder = prisma_folder(tmp_path, {"20240101000000_one": one, "20240102000000_two": "CREATE TABLE two (id int);\n"})

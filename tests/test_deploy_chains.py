@@ -7,10 +7,10 @@ from conftest import corpus_root
 from support_apply import history_counts, new_database, remove_database, run_sql, snapshot, target
 from test_deploy import DROP_HISTORY, SUPABASE_SHAPE, psql_replay
 
-from tools.deploy import deploy
-from tools.judge import judge_equal
-from tools.localpg import LocalPostgres
-from tools.migrations.folder import read_migrations
+from pgshift.tools.deploy import deploy
+from pgshift.tools.judge import judge_equal
+from pgshift.tools.localpg import LocalPostgres
+from pgshift.tools.migrations.folder import read_migrations
 
 CHAINS = {
     "umami": (corpus_root() / "prisma" / "umami" / "migrations", False),

@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
-from tools.diff import canonical_view_sql, diff_schemas, relocate_references
-from tools.errors import ConfigError
-from tools.model import KINDS, Column, Enum, Extension, Index, Namespace, Schema, Table, View
+from pgshift.tools.diff import canonical_view_sql, diff_schemas, relocate_references
+from pgshift.tools.errors import ConfigError
+from pgshift.tools.model import KINDS, Column, Enum, Extension, Index, Namespace, Schema, Table, View
 
 
 def _table(name: str, *columns: Column, **fields: object) -> Table:

@@ -17,15 +17,15 @@ import pytest
 from conftest import corpus_root, create_database, drop_database
 from support_prepare import make_supabase_shaped
 
-from tools import ledger
-from tools.apply import apply_migration
-from tools.databases import Databases, Environment
-from tools.deploy import deploy
-from tools.errors import ConfigError
-from tools.localpg import LocalPostgres
-from tools.migrations.folder import read_migrations
-from tools.watch.drift import adopt_drift, detect_drift, drift_summary
-from tools.watch.fingerprint import catalog_fingerprint
+from pgshift.tools import ledger
+from pgshift.tools.apply import apply_migration
+from pgshift.tools.databases import Databases, Environment
+from pgshift.tools.deploy import deploy
+from pgshift.tools.errors import ConfigError
+from pgshift.tools.localpg import LocalPostgres
+from pgshift.tools.migrations.folder import read_migrations
+from pgshift.tools.watch.drift import adopt_drift, detect_drift, drift_summary
+from pgshift.tools.watch.fingerprint import catalog_fingerprint
 
 ENV = "production"
 

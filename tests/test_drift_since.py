@@ -16,12 +16,12 @@ from conftest import create_database, drop_database
 from mcp import Client
 from test_drift import ENV, deployed, execute, write_prisma
 
-from server.app import build_app
-from tools.databases import Databases, Environment
-from tools.localpg import LocalPostgres
-from tools.undo.snapshots import snapshot_schema
-from tools.watch.drift import detect_drift
-from tools.watch.status import default_providers, gather_status
+from pgshift.server.app import build_app
+from pgshift.tools.databases import Databases, Environment
+from pgshift.tools.localpg import LocalPostgres
+from pgshift.tools.undo.snapshots import snapshot_schema
+from pgshift.tools.watch.drift import detect_drift
+from pgshift.tools.watch.status import default_providers, gather_status
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import corpus_root
 
-from tools.errors import ConfigError
-from tools.migrations.folder import (
+from pgshift.tools.errors import ConfigError
+from pgshift.tools.migrations.folder import (
     checksum_matches,
     find_migrations_dir,
     read_migration,

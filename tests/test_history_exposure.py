@@ -16,8 +16,8 @@ import asyncpg
 import pytest
 from support_apply import prisma_folder, target
 
-from tools.deploy import deploy
-from tools.ledger import create_prisma_sql
+from pgshift.tools.deploy import deploy
+from pgshift.tools.ledger import create_prisma_sql
 
 SUPABASE_SHAPE = (Path(__file__).resolve().parents[1] / "tools" / "sample" / "supabase_shape.sql").read_text()
 # What a Supabase project grants on objects the `postgres` role creates in `public` (its default privileges).

@@ -14,10 +14,10 @@ from pathlib import Path
 import asyncpg
 from support_apply import prisma_folder, run_sql, target
 
-from tools import ledger
-from tools.databases import Databases, Environment
-from tools.deploy import deploy, list_migrations
-from tools.migrations.folder import Migration, checksum
+from pgshift.tools import ledger
+from pgshift.tools.databases import Databases, Environment
+from pgshift.tools.deploy import deploy, list_migrations
+from pgshift.tools.migrations.folder import Migration, checksum
 
 SUPABASE_REVERT = "DELETE FROM supabase_migrations.schema_migrations WHERE version = ANY($1::text[])"
 PRISMA_ROLL_BACK = (

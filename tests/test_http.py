@@ -16,7 +16,7 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from tools.localpg import LocalPostgres
+from pgshift.tools.localpg import LocalPostgres
 
 TOKEN = "test-token-0123456789"
 
@@ -33,7 +33,7 @@ def http_server(tmp_path: Path, pg18: LocalPostgres) -> Iterator[str]:
     env = {**os.environ, "PGSHIFT_HTTP_TOKEN": TOKEN, "DATABASE_URL": pg18.url()}
     env.pop("SUPABASE_DB_URL", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--http", "--port", str(port)],
+        [sys.executable, "-m", "pgshift.server.cli", "serve", "--http", "--port", str(port)],
         cwd=tmp_path,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -94,7 +94,7 @@ def bad_url_server(tmp_path: Path, pg18: LocalPostgres) -> Iterator[str]:
     env = {**os.environ, "PGSHIFT_HTTP_TOKEN": TOKEN, "DATABASE_URL": BAD_URL, "SUPABASE_DB_URL": pg18.url()}
     env.pop("PGSHIFT_CONFIG", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--http", "--port", str(port)],
+        [sys.executable, "-m", "pgshift.server.cli", "serve", "--http", "--port", str(port)],
         cwd=tmp_path,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -142,14 +142,14 @@ async def test_over_http_bad_input_never_reaches_stderr_as_a_traceback_or_a_pass
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"])
 def test_a_loopback_host_is_served_without_a_warning(host: str) -> None:
-    from server.http import exposure_warning
+    from pgshift.server.http import exposure_warning
 
     assert exposure_warning(host) is None
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.10", "example.com"])
 def test_a_non_loopback_host_is_warned_about(host: str) -> None:
-    from server.http import exposure_warning
+    from pgshift.server.http import exposure_warning
 
     warning = exposure_warning(host)
     assert warning is not None and f"--host {host} is not a loopback address" in warning and "127.0.0.1" in warning

@@ -11,10 +11,10 @@ import asyncpg
 import pytest
 from support_introspect import databases, describe, ensure_roles, read
 
-from tools.diff import SchemaDiff, diff_schemas
-from tools.introspect import introspect
-from tools.localpg import LocalPostgres
-from tools.model import Schema
+from pgshift.tools.diff import SchemaDiff, diff_schemas
+from pgshift.tools.introspect import introspect
+from pgshift.tools.localpg import LocalPostgres
+from pgshift.tools.model import Schema
 
 ROLE = "pgshift_reader"
 
@@ -415,7 +415,7 @@ async def test_managed_schemas_are_read_when_asked_for(pg18: LocalPostgres) -> N
 
 
 def test_columns_come_out_in_table_order_whatever_order_the_rows_arrive_in() -> None:
-    from tools.introspect.relations import columns
+    from pgshift.tools.introspect.relations import columns
 
     def row(rel: str, attnum: int, name: str) -> tuple[object, ...]:
         return ("public", rel, attnum, name, "text", False, None, "", "", None, None, True, None, None)

@@ -6,9 +6,9 @@ import pytest
 from conftest import create_database, drop_database
 from support_plan import run_sql
 
-from tools.errors import DatabaseError
-from tools.judge import dump_schema, judge_equal, normalise_dump
-from tools.localpg import LocalPostgres, embedded_bin_dir
+from pgshift.tools.errors import DatabaseError
+from pgshift.tools.judge import dump_schema, judge_equal, normalise_dump
+from pgshift.tools.localpg import LocalPostgres, embedded_bin_dir
 
 DUMP = """--
 -- PostgreSQL database dump

@@ -11,9 +11,9 @@ import asyncpg
 from conftest import create_database, drop_database
 from support_plan import apply_plan, read_schema, run_sql
 
-from tools.localpg import LocalPostgres
-from tools.plan import plan_migration
-from tools.plan.rows import count_blockers
+from pgshift.tools.localpg import LocalPostgres
+from pgshift.tools.plan import plan_migration
+from pgshift.tools.plan.rows import count_blockers
 
 OLD = """
 CREATE TABLE public.users (id int, email text, plan text);

@@ -17,10 +17,10 @@ import pytest
 from conftest import create_database, drop_database
 from support_plan import apply_plan, ensure_role, read_schema, run_sql
 
-from tools.diff import diff_schemas
-from tools.judge import judge_equal
-from tools.localpg import LocalPostgres, embedded_bin_dir
-from tools.plan import plan_migration
+from pgshift.tools.diff import diff_schemas
+from pgshift.tools.judge import judge_equal
+from pgshift.tools.localpg import LocalPostgres, embedded_bin_dir
+from pgshift.tools.plan import plan_migration
 
 SUPABASE_SHAPE = (Path(__file__).resolve().parents[1] / "tools" / "sample" / "supabase_shape.sql").read_text()
 READER = "pgshift_app_reader"

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from tools import ledger
-from tools.migrations.folder import Migration, checksum
+from pgshift.tools import ledger
+from pgshift.tools.migrations.folder import Migration, checksum
 
 PRISMA_COLUMNS = [
     ("id", "character varying", "NO"),

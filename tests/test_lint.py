@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tools.migrations.lint import LintRule, lint
-from tools.migrations.parse import split_statements
-from tools.plan.statement import HazardKind
+from pgshift.tools.migrations.lint import LintRule, lint
+from pgshift.tools.migrations.parse import split_statements
+from pgshift.tools.plan.statement import HazardKind
 
 EXISTING = {"public.account", "public.post"}
 

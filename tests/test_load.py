@@ -23,9 +23,9 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from server.app import build_app
-from tools.databases import Environment
-from tools.localpg import LocalPostgres
+from pgshift.server.app import build_app
+from pgshift.tools.databases import Environment
+from pgshift.tools.localpg import LocalPostgres
 
 APP_SQL = (Path(__file__).resolve().parents[1] / "tools" / "sample" / "app.sql").read_text()
 CALLS = 50
@@ -117,7 +117,7 @@ def start_http_server(cwd: Path, local: str, production: str) -> tuple[subproces
     env = {**os.environ, "PGSHIFT_HTTP_TOKEN": TOKEN, "DATABASE_URL": local, "SUPABASE_DB_URL": production}
     env.pop("PGSHIFT_CONFIG", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--http", "--port", str(port)],
+        [sys.executable, "-m", "pgshift.server.cli", "serve", "--http", "--port", str(port)],
         cwd=cwd,
         env={**env, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
         stdin=subprocess.DEVNULL,

@@ -18,7 +18,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tools.localpg import LocalPostgres, LocalServerError, embedded_bin_dir, pg15_bin_dir
+from pgshift.tools.localpg import LocalPostgres, LocalServerError, embedded_bin_dir, pg15_bin_dir
 
 USERS_AND_GROUPS = (Path("/etc/passwd"), Path("/etc/group"))
 

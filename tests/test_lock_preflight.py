@@ -8,10 +8,10 @@ import asyncpg
 import pytest
 from support_apply import snapshot, target, wait_until
 
-from tools.apply import Timeouts, apply_migration
-from tools.errors import DatabaseError, NotAllowed
-from tools.migrations.parse import split_statements
-from tools.migrations.touches import named_relations
+from pgshift.tools.apply import Timeouts, apply_migration
+from pgshift.tools.errors import DatabaseError, NotAllowed
+from pgshift.tools.migrations.parse import split_statements
+from pgshift.tools.migrations.touches import named_relations
 
 BASE = 'CREATE TABLE "User" (id serial PRIMARY KEY, email text NOT NULL);\nCREATE TABLE team (id int PRIMARY KEY);\n'
 ADD_NAME = 'ALTER TABLE "User" ADD COLUMN name text;\n'

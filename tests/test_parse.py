@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from conftest import corpus_root
 
-from tools.errors import ConfigError
-from tools.migrations.parse import StatementKind, split_statements
+from pgshift.tools.errors import ConfigError
+from pgshift.tools.migrations.parse import StatementKind, split_statements
 
 CORPUS = corpus_root()
 CHAIN_FILES = sorted((CORPUS / "prisma" / "hoppscotch" / "migrations").glob("*/migration.sql")) + sorted(

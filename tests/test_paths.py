@@ -14,10 +14,10 @@ import asyncpg
 import pytest
 from mcp import Client
 
-from server.app import build_app
-from tools.databases import Environment
-from tools.errors import ConfigError
-from tools.migrations.folder import find_migrations_dir, read_migration, read_migrations
+from pgshift.server.app import build_app
+from pgshift.tools.databases import Environment
+from pgshift.tools.errors import ConfigError
+from pgshift.tools.migrations.folder import find_migrations_dir, read_migration, read_migrations
 
 SECRET = "-- SECRET-OUTSIDE-THE-PROJECT\nCREATE TABLE leaked (id int);\n"
 MARKER = "SECRET-OUTSIDE-THE-PROJECT"

@@ -4,9 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 
-from tools.model import Column, Constraint, Dependency, Enum, Extension, Function, Index, Privilege, Schema, Table, View
-from tools.plan import HazardKind, Plan, Statement, plan_migration
-from tools.plan.graph import Step, order_steps
+from pgshift.tools.model import (
+    Column,
+    Constraint,
+    Dependency,
+    Enum,
+    Extension,
+    Function,
+    Index,
+    Privilege,
+    Schema,
+    Table,
+    View,
+)
+from pgshift.tools.plan import HazardKind, Plan, Statement, plan_migration
+from pgshift.tools.plan.graph import Step, order_steps
 
 
 def table(name: str, *columns: Column, **kw: object) -> Table:

@@ -11,7 +11,7 @@ import pytest
 from conftest import create_database, drop_database
 from support_plan import run_sql
 
-from server.commands import (
+from pgshift.server.commands import (
     EXIT_DATA_LOSS,
     EXIT_ERROR,
     EXIT_NOTHING_TO_DO,
@@ -19,8 +19,8 @@ from server.commands import (
     add_plan_arguments,
     run_plan,
 )
-from tools.judge import judge_equal
-from tools.localpg import LocalPostgres, embedded_bin_dir
+from pgshift.tools.judge import judge_equal
+from pgshift.tools.localpg import LocalPostgres, embedded_bin_dir
 
 
 def parse(*argv: str) -> argparse.Namespace:

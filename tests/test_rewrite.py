@@ -7,10 +7,10 @@ import pytest
 from conftest import create_database, drop_database
 from support_prepare import CORPUS, execute
 
-from tools.judge import dump_schema, normalise_dump
-from tools.localpg import LocalPostgres
-from tools.migrations.parse import split_statements
-from tools.migrations.rewrite import RewriteKind, rewrite_for_target
+from pgshift.tools.judge import dump_schema, normalise_dump
+from pgshift.tools.localpg import LocalPostgres
+from pgshift.tools.migrations.parse import split_statements
+from pgshift.tools.migrations.rewrite import RewriteKind, rewrite_for_target
 
 
 def _one(sql: str, *, supabase: bool = False) -> tuple[str, list[RewriteKind]]:

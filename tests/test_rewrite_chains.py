@@ -25,10 +25,10 @@ from support_prepare import (
     without_unavailable_extensions,
 )
 
-from tools.judge import dump_schema, normalise_dump
-from tools.localpg import LocalPostgres
-from tools.migrations.parse import StatementKind, split_statements
-from tools.migrations.rewrite import rewrite_for_target
+from pgshift.tools.judge import dump_schema, normalise_dump
+from pgshift.tools.localpg import LocalPostgres
+from pgshift.tools.migrations.parse import StatementKind, split_statements
+from pgshift.tools.migrations.rewrite import rewrite_for_target
 
 _WRITES_ROWS = frozenset({StatementKind.INSERT, StatementKind.UPDATE, StatementKind.DELETE, StatementKind.MERGE})
 

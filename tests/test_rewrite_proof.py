@@ -23,12 +23,12 @@ from support_prepare import (
     without_unavailable_extensions,
 )
 
-from tools.apply import apply_migration
-from tools.databases import Databases
-from tools.errors import PgshiftError
-from tools.localpg import LocalPostgres
-from tools.migrations.check import check_migration, prove_rewrite, render_text
-from tools.migrations.parse import split_statements
+from pgshift.tools.apply import apply_migration
+from pgshift.tools.databases import Databases
+from pgshift.tools.errors import PgshiftError
+from pgshift.tools.localpg import LocalPostgres
+from pgshift.tools.migrations.check import check_migration, prove_rewrite, render_text
+from pgshift.tools.migrations.parse import split_statements
 
 SEED = "CREATE TABLE account (id int PRIMARY KEY, email text);\nINSERT INTO account VALUES (1, 'a@example.com');\n"
 # `other` comes first on the search_path: an unqualified `to_regclass('renamed')` finds other.renamed, while

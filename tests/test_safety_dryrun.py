@@ -15,14 +15,14 @@ import asyncpg
 import pytest
 from support_apply import history_counts, run_sql, target
 
-from tools.apply import apply_migration
-from tools.databases import Databases
-from tools.errors import NotAllowed
-from tools.localpg import LocalPostgres, embedded_server
-from tools.migrations.check import check_migration
-from tools.migrations.dryrun import Runnable, dry_run_in_transaction
-from tools.plan.statement import Statement as PlanStatement
-from tools.statement_runner import run_statement
+from pgshift.tools.apply import apply_migration
+from pgshift.tools.databases import Databases
+from pgshift.tools.errors import NotAllowed
+from pgshift.tools.localpg import LocalPostgres, embedded_server
+from pgshift.tools.migrations.check import check_migration
+from pgshift.tools.migrations.dryrun import Runnable, dry_run_in_transaction
+from pgshift.tools.plan.statement import Statement as PlanStatement
+from pgshift.tools.statement_runner import run_statement
 
 SEED = "CREATE TABLE account (id int PRIMARY KEY, email text);\nCREATE TABLE victim (id int);\n"
 BEGIN_ATOMIC_ATTACK = "CREATE VIEW v AS SELECT begin atomic FROM (SELECT 1 AS begin) s; COMMIT; DROP TABLE victim"
@@ -326,7 +326,7 @@ async def test_a_deploy_with_a_forbidden_migration_stops_before_the_first_one_ru
 ) -> None:
     from support_apply import prisma_folder
 
-    from tools.deploy import deploy
+    from pgshift.tools.deploy import deploy
 
     folder = prisma_folder(
         tmp_path,

@@ -12,12 +12,12 @@ import asyncpg
 import pytest
 from support_apply import run_sql
 
-from tools.approval import ApprovalStore
-from tools.databases import Databases, Environment
-from tools.errors import NotAllowed
-from tools.execute import execute_sql
-from tools.localpg import LocalPostgres
-from tools.statement_runner import ROW_BYTES, VALUE_CHARS
+from pgshift.tools.approval import ApprovalStore
+from pgshift.tools.databases import Databases, Environment
+from pgshift.tools.errors import NotAllowed
+from pgshift.tools.execute import execute_sql
+from pgshift.tools.localpg import LocalPostgres
+from pgshift.tools.statement_runner import ROW_BYTES, VALUE_CHARS
 
 SEED = "CREATE TABLE t (id int PRIMARY KEY, v text);\nINSERT INTO t VALUES (1, 'one'), (2, 'two');\n"
 

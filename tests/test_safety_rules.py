@@ -12,9 +12,9 @@ import asyncpg
 import pytest
 from conftest import corpus_root, create_database, drop_database
 
-from tools.localpg import LocalPostgres
-from tools.migrations.parse import SqlStatement, split_statements
-from tools.safety import (
+from pgshift.tools.localpg import LocalPostgres
+from pgshift.tools.migrations.parse import SqlStatement, split_statements
+from pgshift.tools.safety import (
     FUNCTION_POLICY_SQL,
     HARMLESS_EXTENSION_VOLATILE,
     HARMLESS_VOLATILE,

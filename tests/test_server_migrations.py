@@ -11,9 +11,9 @@ import pytest
 from mcp import Client, types
 from test_server_tools import call, call_error
 
-from server.app import build_app
-from tools.databases import Environment
-from tools.localpg import LocalPostgres
+from pgshift.server.app import build_app
+from pgshift.tools.databases import Environment
+from pgshift.tools.localpg import LocalPostgres
 
 ROOT = Path(__file__).resolve().parents[1]
 SUPABASE_SHAPE = (ROOT / "tools" / "sample" / "supabase_shape.sql").read_text()
@@ -86,7 +86,7 @@ async def test_check_migration_rewrites_lints_and_dry_runs_without_committing(pr
 async def test_apply_on_a_protected_environment_runs_once_a_person_approved_then_records_history(
     production: str, project: Path
 ) -> None:
-    from tools.approval import ApprovalStore
+    from pgshift.tools.approval import ApprovalStore
 
     init = {"environment": "production", "name": "init", "migration": "prisma/migrations/20240101000000_init"}
     async with client_for(production) as client:

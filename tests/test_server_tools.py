@@ -10,9 +10,9 @@ import asyncpg
 import pytest
 from mcp import Client
 
-from server.app import build_app
-from tools.databases import Environment
-from tools.localpg import LocalPostgres
+from pgshift.server.app import build_app
+from pgshift.tools.databases import Environment
+from pgshift.tools.localpg import LocalPostgres
 
 APP_SQL = (Path(__file__).resolve().parents[1] / "tools" / "sample" / "app.sql").read_text()
 
@@ -211,7 +211,7 @@ async def test_a_write_through_read_only_execute_sql_is_refused_by_postgresql(ap
 async def test_writes_to_a_protected_environment_run_only_the_sql_a_person_approved(
     app_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tools.approval import ApprovalStore
+    from pgshift.tools.approval import ApprovalStore
 
     monkeypatch.setenv("PGSHIFT_STATE_DIR", str(tmp_path))
     envs = [Environment(name="production", url=app_db, protected=True)]
@@ -250,10 +250,10 @@ async def test_read_only_environment_refuses_writes_before_connecting(app_db: st
 
 
 async def test_statement_timeout_cancels_long_queries(app_db: str) -> None:
-    from tools.approval import ApprovalStore
-    from tools.databases import Databases
-    from tools.errors import DatabaseError
-    from tools.execute import execute_sql
+    from pgshift.tools.approval import ApprovalStore
+    from pgshift.tools.databases import Databases
+    from pgshift.tools.errors import DatabaseError
+    from pgshift.tools.execute import execute_sql
 
     db = Databases([Environment(name="local", url=app_db)])
     try:
@@ -290,7 +290,7 @@ async def test_each_invalid_argument_gets_one_sentence_instead_of_pydantic_text(
 
 
 async def test_object_kinds_are_an_enum_in_the_schema_and_an_unknown_kind_is_named() -> None:
-    from tools.model import KINDS
+    from pgshift.tools.model import KINDS
 
     async with make_client([]) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}

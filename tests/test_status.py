@@ -18,14 +18,14 @@ import pytest
 from conftest import create_database, drop_database
 from support_apply import prisma_folder
 
-from server.cli import build_parser, main
-from tools.apply import apply_migration
-from tools.approval import ApprovalStore
-from tools.databases import Databases, Environment
-from tools.deploy import deploy
-from tools.errors import ConnectionFailed
-from tools.localpg import LocalPostgres
-from tools.watch.status import Providers, SnapshotCell, digest, gather_status
+from pgshift.server.cli import build_parser, main
+from pgshift.tools.apply import apply_migration
+from pgshift.tools.approval import ApprovalStore
+from pgshift.tools.databases import Databases, Environment
+from pgshift.tools.deploy import deploy
+from pgshift.tools.errors import ConnectionFailed
+from pgshift.tools.localpg import LocalPostgres
+from pgshift.tools.watch.status import Providers, SnapshotCell, digest, gather_status
 
 ONE = "CREATE TABLE one (id int);\n"
 TWO = "CREATE TABLE two (id int);\n"
@@ -38,11 +38,11 @@ WORKFLOW = Path(__file__).resolve().parents[1] / "examples" / "github-actions" /
 def without_engines(monkeypatch: pytest.MonkeyPatch) -> None:
     """The columns' engines (drift's shadow replay, snapshots) have their own tests and cost seconds per check:
     these tests give their providers explicitly, and the commands run with none."""
-    import server.dashboard
-    import tools.watch.status
+    import pgshift.server.dashboard
+    import pgshift.tools.watch.status
 
-    monkeypatch.setattr(tools.watch.status, "default_providers", Providers)
-    monkeypatch.setattr(server.dashboard, "default_providers", Providers)
+    monkeypatch.setattr(pgshift.tools.watch.status, "default_providers", Providers)
+    monkeypatch.setattr(pgshift.server.dashboard, "default_providers", Providers)
 
 
 @dataclass(frozen=True)
@@ -246,8 +246,8 @@ async def test_get_status_and_the_status_resource_answer_over_mcp(
 ) -> None:
     from mcp import Client
 
-    from server.app import build_app
-    from server.status_tools import register_status_tools
+    from pgshift.server.app import build_app
+    from pgshift.server.status_tools import register_status_tools
 
     monkeypatch.chdir(tmp_path)
     envs = [Environment(name="local", url=pair.local), Environment(name="production", url=pair.production)]
@@ -344,7 +344,7 @@ def _has_yaml(python: str) -> bool:
 
 
 async def test_the_snapshot_column_counts_the_snapshots_each_apply_recorded(pair: Pair) -> None:
-    from tools.watch.status import recorded_snapshots
+    from pgshift.tools.watch.status import recorded_snapshots
 
     db = Databases([Environment(name="local", url=pair.local), Environment(name="production", url=pair.production)])
     try:

@@ -8,11 +8,11 @@ from pathlib import Path
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
-from tools.localpg import LocalPostgres
+from pgshift.tools.localpg import LocalPostgres
 
 
 def stdio_params(tmp_path: Path, env: dict[str, str]) -> StdioServerParameters:
-    return StdioServerParameters(command=sys.executable, args=["-m", "server"], env=env, cwd=str(tmp_path))
+    return StdioServerParameters(command=sys.executable, args=["-m", "pgshift"], env=env, cwd=str(tmp_path))
 
 
 async def test_python_m_server_over_stdio_lists_tools_and_answers_them(tmp_path: Path, pg18: LocalPostgres) -> None:

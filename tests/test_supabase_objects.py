@@ -20,11 +20,11 @@ import pytest
 from conftest import create_database, drop_database
 from support_plan import apply_plan, read_schema, run_sql
 
-from tools.diff import diff_schemas
-from tools.introspect import introspect
-from tools.localpg import LocalPostgres
-from tools.model import Schema
-from tools.plan import plan_migration
+from pgshift.tools.diff import diff_schemas
+from pgshift.tools.introspect import introspect
+from pgshift.tools.localpg import LocalPostgres
+from pgshift.tools.model import Schema
+from pgshift.tools.plan import plan_migration
 
 SUPABASE_SHAPE = (Path(__file__).resolve().parents[1] / "tools" / "sample" / "supabase_shape.sql").read_text()
 

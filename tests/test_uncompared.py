@@ -8,11 +8,11 @@ import asyncio
 import pytest
 from support_introspect import databases, read
 
-from server.commands import add_compare_arguments, render_compare, run_compare
-from tools.compare import CompareResult, compare_schemas
-from tools.databases import Databases
-from tools.localpg import LocalPostgres
-from tools.model import Schema, Table, UncomparedObject
+from pgshift.server.commands import add_compare_arguments, render_compare, run_compare
+from pgshift.tools.compare import CompareResult, compare_schemas
+from pgshift.tools.databases import Databases
+from pgshift.tools.localpg import LocalPostgres
+from pgshift.tools.model import Schema, Table, UncomparedObject
 
 BASE = """
 CREATE TABLE t (id int PRIMARY KEY, body text, n int);

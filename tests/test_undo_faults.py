@@ -10,15 +10,15 @@ import asyncpg
 import pytest
 from support_apply import WAITING_ON_LOCK, run_sql, snapshot, target, wait_until
 
-from tools.apply import Timeouts, apply_migration
-from tools.approval import ApprovalStore
-from tools.errors import ConfigError, DatabaseError, NotAllowed
-from tools.localpg import LocalPostgres, embedded_bin_dir
-from tools.migrations.folder import Migration, checksum
-from tools.migrations.parse import split_statements
-from tools.undo.capture import prepare
-from tools.undo.rollback import rollback
-from tools.undo.store import SnapshotOptions
+from pgshift.tools.apply import Timeouts, apply_migration
+from pgshift.tools.approval import ApprovalStore
+from pgshift.tools.errors import ConfigError, DatabaseError, NotAllowed
+from pgshift.tools.localpg import LocalPostgres, embedded_bin_dir
+from pgshift.tools.migrations.folder import Migration, checksum
+from pgshift.tools.migrations.parse import split_statements
+from pgshift.tools.undo.capture import prepare
+from pgshift.tools.undo.rollback import rollback
+from pgshift.tools.undo.store import SnapshotOptions
 
 BASE = """
 CREATE TABLE person (id serial PRIMARY KEY, name text NOT NULL, note text);

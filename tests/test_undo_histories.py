@@ -9,12 +9,12 @@ import asyncpg
 from conftest import create_database, drop_database
 from support_apply import prisma_folder, run_sql, target
 
-from tools import ledger
-from tools.approval import ApprovalStore
-from tools.deploy import deploy
-from tools.localpg import LocalPostgres
-from tools.migrations.folder import read_migrations
-from tools.undo.rollback import rollback
+from pgshift.tools import ledger
+from pgshift.tools.approval import ApprovalStore
+from pgshift.tools.deploy import deploy
+from pgshift.tools.localpg import LocalPostgres
+from pgshift.tools.migrations.folder import read_migrations
+from pgshift.tools.undo.rollback import rollback
 
 INIT = 'CREATE TABLE "User" (id serial PRIMARY KEY, email text NOT NULL, bio text);\n'
 DROP_BIO = 'ALTER TABLE "User" DROP COLUMN "bio";\n'

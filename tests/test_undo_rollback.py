@@ -7,10 +7,10 @@ from typing import Any
 import asyncpg
 from support_apply import run_sql, target
 
-from tools.apply import apply_migration
-from tools.localpg import LocalPostgres
-from tools.undo.rollback import rollback
-from tools.undo.snapshots import snapshot_schema
+from pgshift.tools.apply import apply_migration
+from pgshift.tools.localpg import LocalPostgres
+from pgshift.tools.undo.rollback import rollback
+from pgshift.tools.undo.snapshots import snapshot_schema
 
 BASE = """
 CREATE TYPE mood AS ENUM ('happy', 'sad', 'meh');

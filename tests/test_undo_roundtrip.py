@@ -25,11 +25,11 @@ from support_rows import (
 )
 from test_deploy import psql_replay
 
-from tools.apply import apply_migration
-from tools.errors import DatabaseError
-from tools.localpg import LocalPostgres
-from tools.migrations.folder import read_migrations
-from tools.undo.rollback import rollback
+from pgshift.tools.apply import apply_migration
+from pgshift.tools.errors import DatabaseError
+from pgshift.tools.localpg import LocalPostgres
+from pgshift.tools.migrations.folder import read_migrations
+from pgshift.tools.undo.rollback import rollback
 
 UMAMI = corpus_root() / "prisma" / "umami" / "migrations"
 BASEJUMP = corpus_root() / "supabase" / "basejump" / "supabase" / "migrations"

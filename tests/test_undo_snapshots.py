@@ -14,14 +14,14 @@ from conftest import create_database, drop_database
 from mcp import Client
 from support_apply import run_sql, target
 
-from server.app import build_app
-from server.undo_commands import add_undo_commands
-from server.undo_tools import register_undo_tools
-from tools.apply import apply_migration
-from tools.databases import Environment
-from tools.introspect import introspect
-from tools.localpg import LocalPostgres
-from tools.undo.snapshots import discard_kept_data, list_snapshots, snapshot_schema, verify_snapshot
+from pgshift.server.app import build_app
+from pgshift.server.undo_commands import add_undo_commands
+from pgshift.server.undo_tools import register_undo_tools
+from pgshift.tools.apply import apply_migration
+from pgshift.tools.databases import Environment
+from pgshift.tools.introspect import introspect
+from pgshift.tools.localpg import LocalPostgres
+from pgshift.tools.undo.snapshots import discard_kept_data, list_snapshots, snapshot_schema, verify_snapshot
 
 BASE = "CREATE TABLE item (id int PRIMARY KEY, label text);\nINSERT INTO item VALUES (1, 'one'), (2, 'two');\n"
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from support_apply import prisma_folder
 
-from server.dashboard import add_dashboard_commands, watch
-from tools.errors import ConfigError, ConnectionFailed
-from tools.watch.status import Providers, Status
+from pgshift.server.dashboard import add_dashboard_commands, watch
+from pgshift.tools.errors import ConfigError, ConnectionFailed
+from pgshift.tools.watch.status import Providers, Status
 
 NEXT = "20240102000000_two"
 
@@ -26,11 +26,11 @@ NEXT = "20240102000000_two"
 def without_engines(monkeypatch: pytest.MonkeyPatch) -> None:
     """The columns' engines (drift's shadow replay, snapshots) have their own tests and cost seconds per check:
     these tests give their providers explicitly, and the commands run with none."""
-    import server.dashboard
-    import tools.watch.status
+    import pgshift.server.dashboard
+    import pgshift.tools.watch.status
 
-    monkeypatch.setattr(tools.watch.status, "default_providers", Providers)
-    monkeypatch.setattr(server.dashboard, "default_providers", Providers)
+    monkeypatch.setattr(pgshift.tools.watch.status, "default_providers", Providers)
+    monkeypatch.setattr(pgshift.server.dashboard, "default_providers", Providers)
 
 
 @dataclass

@@ -9,9 +9,9 @@ from typing import Any
 import asyncpg
 from mcp import Client
 
-from server.app import build_app
-from server.watch_tools import register_watch_tools
-from tools.databases import Environment
+from pgshift.server.app import build_app
+from pgshift.server.watch_tools import register_watch_tools
+from pgshift.tools.databases import Environment
 
 SUPABASE_SHAPE = (Path(__file__).resolve().parents[1] / "tools" / "sample" / "supabase_shape.sql").read_text()
 WATCH_TOOLS = {"check_locks", "get_advisors"}

@@ -17,14 +17,14 @@ from typing import Literal
 
 import asyncpg
 
-from tools import ledger
-from tools.approval import ApprovalStore, instruction
-from tools.databases import Databases
-from tools.errors import ConfigError, PgshiftError
-from tools.migrations.check import RewriteProof, check_migration, prepare_proven, prepared_from
-from tools.migrations.folder import Migration, checksum, checksum_matches, read_migration, read_migrations
-from tools.migrations.lint import lint
-from tools.migrations.runner import (
+from pgshift.tools import ledger
+from pgshift.tools.approval import ApprovalStore, instruction
+from pgshift.tools.databases import Databases
+from pgshift.tools.errors import ConfigError, PgshiftError
+from pgshift.tools.migrations.check import RewriteProof, check_migration, prepare_proven, prepared_from
+from pgshift.tools.migrations.folder import Migration, checksum, checksum_matches, read_migration, read_migrations
+from pgshift.tools.migrations.lint import lint
+from pgshift.tools.migrations.runner import (
     ApplyResult,
     ConnectionLost,
     PlannedStatement,
@@ -40,10 +40,10 @@ from tools.migrations.runner import (
     target_fingerprint,
     verified_loss,
 )
-from tools.migrations.steps import Prepared, Statement, body, plan_steps, split_statements
-from tools.undo.capture import estimate_kept
-from tools.undo.capture import options_for as undo_options
-from tools.untrusted import fence
+from pgshift.tools.migrations.steps import Prepared, Statement, body, plan_steps, split_statements
+from pgshift.tools.undo.capture import estimate_kept
+from pgshift.tools.undo.capture import options_for as undo_options
+from pgshift.tools.untrusted import fence
 
 __all__ = ["ApplyResult", "PlannedStatement", "Timeouts", "apply_migration"]
 

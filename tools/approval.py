@@ -29,7 +29,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tools.errors import ConfigError, NotAllowed
+from pgshift.tools.errors import ConfigError, NotAllowed
 
 APPROVAL_TTL_S = 15 * 60
 Action = Literal["execute_sql", "apply_migration", "deploy", "rollback"]

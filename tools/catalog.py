@@ -12,10 +12,10 @@ from typing import Any
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools.databases import Databases, EnvironmentBusy
-from tools.errors import ConfigError, ConnectionFailed
-from tools.sql import qualified, quote_ident
-from tools.untrusted import Untrusted, fence
+from pgshift.tools.databases import Databases, EnvironmentBusy
+from pgshift.tools.errors import ConfigError, ConnectionFailed
+from pgshift.tools.sql import qualified, quote_ident
+from pgshift.tools.untrusted import Untrusted, fence
 
 
 class Frozen(BaseModel):

@@ -16,14 +16,14 @@ from typing import Any, Literal, cast
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools.databases import Databases, Environment, connect
-from tools.diff import Change, SchemaDiff, check_kinds, diff_schemas
-from tools.errors import ConfigError
-from tools.introspect import gc_paused, introspect
-from tools.model import KINDS, Schema, to_plain
-from tools.plan.rows import count_blockers
-from tools.plan.statement import Blocker, ClientPlan, Plan, Statement
-from tools.untrusted import Untrusted, fence
+from pgshift.tools.databases import Databases, Environment, connect
+from pgshift.tools.diff import Change, SchemaDiff, check_kinds, diff_schemas
+from pgshift.tools.errors import ConfigError
+from pgshift.tools.introspect import gc_paused, introspect
+from pgshift.tools.model import KINDS, Schema, to_plain
+from pgshift.tools.plan.rows import count_blockers
+from pgshift.tools.plan.statement import Blocker, ClientPlan, Plan, Statement
+from pgshift.tools.untrusted import Untrusted, fence
 
 
 class _Frozen(BaseModel):
@@ -617,6 +617,8 @@ def answer_page(result: CompareResult, request: PageRequest | None = None) -> Co
 
 
 def _plan(source: Schema, target: Schema, options: PlanOptions) -> Plan:
-    from tools.plan.planner import plan_migration  # only with plan=true: the planner is a third of compare's imports
+    from pgshift.tools.plan.planner import (
+        plan_migration,  # only with plan=true: the planner is a third of compare's imports
+    )
 
     return plan_migration(source, target, allow_data_loss=options.allow_data_loss, online=options.online)

@@ -17,9 +17,9 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools.errors import ConfigError, ConnectionFailed, EnvironmentBusy, NotAllowed
-from tools.redact import redact_url, scrub, split_userinfo, url_secrets
-from tools.untrusted import fence_text
+from pgshift.tools.errors import ConfigError, ConnectionFailed, EnvironmentBusy, NotAllowed
+from pgshift.tools.redact import redact_url, scrub, split_userinfo, url_secrets
+from pgshift.tools.untrusted import fence_text
 
 CONNECT_TIMEOUT_S = 10.0
 POOL_WAIT_S = 30.0

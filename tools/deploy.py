@@ -16,11 +16,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools import ledger
-from tools.approval import ApprovalStore, instruction
-from tools.databases import Databases
-from tools.errors import ConfigError, NotAllowed, PgshiftError
-from tools.migrations.folder import (
+from pgshift.tools import ledger
+from pgshift.tools.approval import ApprovalStore, instruction
+from pgshift.tools.databases import Databases
+from pgshift.tools.errors import ConfigError, NotAllowed, PgshiftError
+from pgshift.tools.migrations.folder import (
     Migration,
     MigrationFolder,
     checksum,
@@ -28,7 +28,7 @@ from tools.migrations.folder import (
     read_migrations,
     split_label,
 )
-from tools.migrations.runner import (
+from pgshift.tools.migrations.runner import (
     ApplyResult,
     ConnectionLost,
     Timeouts,
@@ -41,9 +41,9 @@ from tools.migrations.runner import (
     target_fingerprint,
     verified_loss,
 )
-from tools.migrations.steps import Statement, split_statements
-from tools.undo.capture import options_for as undo_options
-from tools.untrusted import Untrusted, fence
+from pgshift.tools.migrations.steps import Statement, split_statements
+from pgshift.tools.undo.capture import options_for as undo_options
+from pgshift.tools.untrusted import Untrusted, fence
 
 State = Literal["applied", "pending", "failed", "edited", "missing_locally"]
 

@@ -34,9 +34,9 @@ from functools import lru_cache
 from itertools import pairwise
 from typing import Any, Literal
 
-from tools.errors import ConfigError
-from tools.model import KINDS, Extension, Schema, Table, member_key
-from tools.sql import quote_ident
+from pgshift.tools.errors import ConfigError
+from pgshift.tools.model import KINDS, Extension, Schema, Table, member_key
+from pgshift.tools.sql import quote_ident
 
 ChangeType = Literal["added", "removed", "changed"]
 

@@ -18,13 +18,13 @@ import asyncpg
 from pglast import ast
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools.approval import ApprovalStore, instruction
-from tools.databases import DEFAULT_STATEMENT_TIMEOUT_MS, Databases
-from tools.errors import ConfigError, DatabaseError, NotAllowed
-from tools.migrations.parse import SqlStatement, StatementKind, split_statements
-from tools.safety import FunctionPolicy, apply_refusal, load_function_policy, read_only_refusal
-from tools.statement_runner import ROW_BYTES, VALUE_CHARS, Outcome, RowBudget, Wrap, run_statement
-from tools.untrusted import Untrusted, decode_json_columns, fence, fence_text, jsonable
+from pgshift.tools.approval import ApprovalStore, instruction
+from pgshift.tools.databases import DEFAULT_STATEMENT_TIMEOUT_MS, Databases
+from pgshift.tools.errors import ConfigError, DatabaseError, NotAllowed
+from pgshift.tools.migrations.parse import SqlStatement, StatementKind, split_statements
+from pgshift.tools.safety import FunctionPolicy, apply_refusal, load_function_policy, read_only_refusal
+from pgshift.tools.statement_runner import ROW_BYTES, VALUE_CHARS, Outcome, RowBudget, Wrap, run_statement
+from pgshift.tools.untrusted import Untrusted, decode_json_columns, fence, fence_text, jsonable
 
 MAX_LIMIT = 10_000
 

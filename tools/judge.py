@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from tools.errors import DatabaseError
-from tools.redact import scrub, url_password
-from tools.untrusted import fence_text
+from pgshift.tools.errors import DatabaseError
+from pgshift.tools.redact import scrub, url_password
+from pgshift.tools.untrusted import fence_text
 
 DUMP_TIMEOUT_S = 120.0
 

@@ -26,11 +26,11 @@ from typing import Literal
 import asyncpg
 from pydantic import BaseModel, ConfigDict
 
-from tools.errors import ConfigError
-from tools.introspect.filters import LEDGER_SCHEMA, PRISMA_HISTORY_TABLE, SUPABASE_HISTORY_SCHEMA
-from tools.migrations.folder import Migration
-from tools.migrations.parse import split_statements
-from tools.sql import qualified, quote_ident
+from pgshift.tools.errors import ConfigError
+from pgshift.tools.introspect.filters import LEDGER_SCHEMA, PRISMA_HISTORY_TABLE, SUPABASE_HISTORY_SCHEMA
+from pgshift.tools.migrations.folder import Migration
+from pgshift.tools.migrations.parse import split_statements
+from pgshift.tools.sql import qualified, quote_ident
 
 LEDGER_TABLE = "migrations"
 SUPABASE_SCHEMA = SUPABASE_HISTORY_SCHEMA

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-from tools.errors import PgshiftError
+from pgshift.tools.errors import PgshiftError
 
 DEBIAN_PG15_BIN = Path("/usr/lib/postgresql/15/bin")
 RUN_AS_USER = "nobody"

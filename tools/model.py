@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, ClassVar
 
-from tools.sql import qualified, quote_ident
+from pgshift.tools.sql import qualified, quote_ident
 
 
 @lru_cache(maxsize=1 << 17)

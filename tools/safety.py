@@ -31,8 +31,8 @@ from pglast import ast, parse_sql
 from pglast.enums import TransactionStmtKind
 from pglast.parser import ParseError, parse_plpgsql_json, scan
 
-from tools.migrations.parse import SqlStatement
-from tools.sql import quote_literal
+from pgshift.tools.migrations.parse import SqlStatement
+from pgshift.tools.sql import quote_literal
 
 # Volatile built-ins (pg_catalog) that change nothing outside the transaction and read nothing privileged.
 HARMLESS_VOLATILE: Mapping[str, str] = {

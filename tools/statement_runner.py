@@ -24,9 +24,9 @@ from typing import Any
 import asyncpg
 from asyncpg.prepared_stmt import PreparedStatement
 
-from tools.migrations.parse import SqlStatement
-from tools.plan.statement import Statement as PlanStatement
-from tools.sql import quote_ident
+from pgshift.tools.migrations.parse import SqlStatement
+from pgshift.tools.plan.statement import Statement as PlanStatement
+from pgshift.tools.sql import quote_ident
 
 ROW_BYTES = 256 * 1024
 VALUE_CHARS = 8 * 1024

@@ -17,8 +17,8 @@ from contextlib import contextmanager
 
 import asyncpg
 
-from tools.errors import ConfigError, DatabaseError
-from tools.introspect import (
+from pgshift.tools.errors import ConfigError, DatabaseError
+from pgshift.tools.introspect import (
     aggregates,
     constraints,
     default_privileges,
@@ -35,18 +35,18 @@ from tools.introspect import (
     types,
     uncompared,
 )
-from tools.introspect.declared import KindQuery, ReadOptions
-from tools.introspect.filters import (
+from pgshift.tools.introspect.declared import KindQuery, ReadOptions
+from pgshift.tools.introspect.filters import (
     SUPABASE_DEFAULT_EXTENSIONS,
     SUPABASE_MANAGED_SCHEMAS,
     SUPABASE_PLATFORM_ROLES,
     SYSTEM_SCHEMAS,
     filter_args,
 )
-from tools.introspect.history import without_history_tables
-from tools.model import Schema
-from tools.sql import quote_literal
-from tools.untrusted import fence_text
+from pgshift.tools.introspect.history import without_history_tables
+from pgshift.tools.model import Schema
+from pgshift.tools.sql import quote_literal
+from pgshift.tools.untrusted import fence_text
 
 __all__ = [
     "DECLARED",

@@ -7,10 +7,10 @@ from collections.abc import Iterable
 
 import asyncpg
 
-from tools.introspect.declared import KindQuery, ReadOptions
-from tools.introspect.filters import not_extension_member, schema_filter
-from tools.model import Aggregate
-from tools.sql import quote_literal
+from pgshift.tools.introspect.declared import KindQuery, ReadOptions
+from pgshift.tools.introspect.filters import not_extension_member, schema_filter
+from pgshift.tools.model import Aggregate
+from pgshift.tools.sql import quote_literal
 
 # Support functions: (option, pg_aggregate column).
 _FUNCTIONS = (

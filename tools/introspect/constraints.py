@@ -10,9 +10,9 @@ from collections.abc import Iterable
 
 import asyncpg
 
-from tools.introspect.filters import schema_filter
-from tools.introspect.relations import AttributeNames
-from tools.model import Constraint, qname
+from pgshift.tools.introspect.filters import schema_filter
+from pgshift.tools.introspect.relations import AttributeNames
+from pgshift.tools.model import Constraint, qname
 
 CONSTRAINTS = f"""
 SELECT n.nspname AS schema, c.relname AS rel, con.conname AS name, con.contype::text AS type,

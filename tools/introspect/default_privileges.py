@@ -13,9 +13,9 @@ from collections.abc import Iterable
 
 import asyncpg
 
-from tools.introspect.declared import KindQuery, ReadOptions
-from tools.introspect.filters import SUPABASE_PLATFORM_ROLES, schema_filter, whole_database
-from tools.model import DefaultPrivilege, builtin_default_privileges
+from pgshift.tools.introspect.declared import KindQuery, ReadOptions
+from pgshift.tools.introspect.filters import SUPABASE_PLATFORM_ROLES, schema_filter, whole_database
+from pgshift.tools.model import DefaultPrivilege, builtin_default_privileges
 
 DEFAULT_PRIVILEGES = f"""
 SELECT r.rolname AS role, n.nspname AS schema, a.defaclobjtype::text AS objtype,

@@ -11,9 +11,9 @@ from collections.abc import Iterable
 
 import asyncpg
 
-from tools.introspect.filters import schema_filter
-from tools.model import Dependency, member_key, qname
-from tools.sql import quote_ident
+from pgshift.tools.introspect.filters import schema_filter
+from pgshift.tools.model import Dependency, member_key, qname
+from pgshift.tools.sql import quote_ident
 
 _RELKIND = """CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'table' WHEN 'v' THEN 'view' WHEN 'm' THEN 'view'
   WHEN 'S' THEN 'sequence' WHEN 'c' THEN 'composite_type' ELSE 'index' END"""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tools.sql import quote_literal
+from pgshift.tools.sql import quote_literal
 
 # Schemas Supabase creates and manages; excluded unless the caller asks for them. References into
 # them (a foreign key to auth.users, a policy calling auth.uid()) stay in the model as references.

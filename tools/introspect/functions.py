@@ -7,8 +7,8 @@ from collections.abc import Iterable
 
 import asyncpg
 
-from tools.introspect.filters import not_extension_member, not_generated_for, schema_filter
-from tools.model import Function
+from pgshift.tools.introspect.filters import not_extension_member, not_generated_for, schema_filter
+from pgshift.tools.model import Function
 
 FUNCTIONS = f"""
 SELECT n.nspname AS schema, p.proname AS name, p.prokind::text AS kind,

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from tools.introspect.filters import HISTORY_TABLES
-from tools.model import Schema
+from pgshift.tools.introspect.filters import HISTORY_TABLES
+from pgshift.tools.model import Schema
 
 
 def without_history_tables(schema: Schema) -> Schema:

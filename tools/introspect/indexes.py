@@ -6,9 +6,9 @@ from collections.abc import Iterable
 
 import asyncpg
 
-from tools.introspect.filters import not_extension_member, schema_filter
-from tools.introspect.relations import AttributeNames
-from tools.model import Index, member_key, qname
+from pgshift.tools.introspect.filters import not_extension_member, schema_filter
+from pgshift.tools.introspect.relations import AttributeNames
+from pgshift.tools.model import Index, member_key, qname
 
 INDEXES = f"""
 SELECT n.nspname AS schema, ic.relname AS name, c.relname AS rel,

@@ -6,8 +6,8 @@ from collections.abc import Iterable
 
 import asyncpg
 
-from tools.introspect.filters import not_extension_member, schema_filter
-from tools.model import Collation, Extension, Namespace
+from pgshift.tools.introspect.filters import not_extension_member, schema_filter
+from pgshift.tools.model import Collation, Extension, Namespace
 
 NAMESPACES = f"""
 SELECT n.nspname AS name, d.description AS comment

@@ -10,9 +10,9 @@ from collections.abc import Collection, Iterable
 
 import asyncpg
 
-from tools.introspect.filters import not_extension_member, not_generated_for, schema_filter
-from tools.model import Privilege, member_key, qname
-from tools.sql import quote_ident
+from pgshift.tools.introspect.filters import not_extension_member, not_generated_for, schema_filter
+from pgshift.tools.model import Privilege, member_key, qname
+from pgshift.tools.sql import quote_ident
 
 PRIVILEGES = f"""
 WITH acl AS (

@@ -12,14 +12,14 @@ from collections.abc import Iterable
 
 import asyncpg
 
-from tools.introspect.declared import KindQuery, ReadOptions
-from tools.introspect.filters import (
+from pgshift.tools.introspect.declared import KindQuery, ReadOptions
+from pgshift.tools.introspect.filters import (
     SUPABASE_PLATFORM_PUBLICATIONS,
     not_extension_member,
     schema_filter,
     whole_database,
 )
-from tools.model import Publication, PublicationMember, qname
+from pgshift.tools.model import Publication, PublicationMember, qname
 
 PUBLICATIONS = f"""
 SELECT p.pubname AS name, p.puballtables AS all_tables, p.pubinsert AS insert, p.pubupdate AS update,

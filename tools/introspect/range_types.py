@@ -6,9 +6,9 @@ from collections.abc import Iterable
 
 import asyncpg
 
-from tools.introspect.declared import KindQuery, ReadOptions
-from tools.introspect.filters import not_extension_member, schema_filter
-from tools.model import RangeType
+from pgshift.tools.introspect.declared import KindQuery, ReadOptions
+from pgshift.tools.introspect.filters import not_extension_member, schema_filter
+from pgshift.tools.model import RangeType
 
 RANGE_TYPES = f"""
 SELECT n.nspname AS schema, t.typname AS name, pg_catalog.format_type(r.rngsubtype, NULL) AS subtype,

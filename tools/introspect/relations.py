@@ -7,9 +7,9 @@ from collections.abc import Iterable, Mapping
 
 import asyncpg
 
-from tools.introspect.filters import not_extension_member, schema_filter
-from tools.introspect.types import collation_key
-from tools.model import Column, Identity, SequenceOptions, Table, View, member_key, qname
+from pgshift.tools.introspect.filters import not_extension_member, schema_filter
+from pgshift.tools.introspect.types import collation_key
+from pgshift.tools.model import Column, Identity, SequenceOptions, Table, View, member_key, qname
 
 _REL_COMMENT = """LEFT JOIN pg_catalog.pg_description d
   ON d.objoid = c.oid AND d.classoid = 'pg_catalog.pg_class'::regclass AND d.objsubid = 0"""

@@ -6,8 +6,8 @@ from collections.abc import Iterable
 
 import asyncpg
 
-from tools.introspect.filters import not_extension_member, schema_filter
-from tools.model import Sequence, SequenceOptions, member_key, qname
+from pgshift.tools.introspect.filters import not_extension_member, schema_filter
+from pgshift.tools.model import Sequence, SequenceOptions, member_key, qname
 
 # deptype 'a' = OWNED BY (serial), 'i' = identity column's sequence.
 SEQUENCES = f"""

@@ -12,8 +12,8 @@ from collections.abc import Iterable
 
 import asyncpg
 
-from tools.introspect.filters import in_managed_schema, schema_filter, whole_database
-from tools.model import Policy, Trigger, qname
+from pgshift.tools.introspect.filters import in_managed_schema, schema_filter, whole_database
+from pgshift.tools.model import Policy, Trigger, qname
 
 TRIGGERS = f"""
 SELECT n.nspname AS schema, c.relname AS rel, t.tgname AS name, pg_catalog.pg_get_triggerdef(t.oid) AS definition,

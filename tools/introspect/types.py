@@ -7,9 +7,9 @@ from collections.abc import Iterable
 
 import asyncpg
 
-from tools.introspect.filters import not_extension_member, schema_filter
-from tools.model import Attribute, CheckConstraint, CompositeType, Domain, Enum, qname
-from tools.sql import quote_ident
+from pgshift.tools.introspect.filters import not_extension_member, schema_filter
+from pgshift.tools.model import Attribute, CheckConstraint, CompositeType, Domain, Enum, qname
+from pgshift.tools.sql import quote_ident
 
 _TYPE_COMMENT = """LEFT JOIN pg_catalog.pg_description d
   ON d.objoid = t.oid AND d.classoid = 'pg_catalog.pg_type'::regclass AND d.objsubid = 0"""

@@ -17,8 +17,8 @@ from collections.abc import Iterable
 
 import asyncpg
 
-from tools.introspect.filters import not_extension_member, schema_filter
-from tools.model import UncomparedObject, ident, member_key, qname
+from pgshift.tools.introspect.filters import not_extension_member, schema_filter
+from pgshift.tools.model import UncomparedObject, ident, member_key, qname
 
 # A database-wide object: read only when the caller selected no schemas ($2 is NULL).
 _WHOLE_DATABASE = "$2::text[] IS NULL"

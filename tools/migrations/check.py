@@ -21,10 +21,10 @@ from typing import Literal
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools.databases import Databases
-from tools.errors import ConfigError, DatabaseError
-from tools.localpg import LocalPostgres
-from tools.migrations.dryrun import (
+from pgshift.tools.databases import Databases
+from pgshift.tools.errors import ConfigError, DatabaseError
+from pgshift.tools.localpg import LocalPostgres
+from pgshift.tools.migrations.dryrun import (
     DRY_RUN_LOCK_TIMEOUT_MS,
     DryRunResult,
     Runnable,
@@ -32,12 +32,12 @@ from tools.migrations.dryrun import (
     dry_run_on_shadow,
     shadow_instead,
 )
-from tools.migrations.folder import script_file
-from tools.migrations.lint import LintFinding, lint
-from tools.migrations.parse import SqlStatement, StatementKind, TokenKind, is_word, name_at, split_statements
-from tools.migrations.rewrite import Rewrite, RewriteResult, RewrittenStatement, rewrite_for_target
-from tools.migrations.steps import Prepared, prepare
-from tools.untrusted import fence_text
+from pgshift.tools.migrations.folder import script_file
+from pgshift.tools.migrations.lint import LintFinding, lint
+from pgshift.tools.migrations.parse import SqlStatement, StatementKind, TokenKind, is_word, name_at, split_statements
+from pgshift.tools.migrations.rewrite import Rewrite, RewriteResult, RewrittenStatement, rewrite_for_target
+from pgshift.tools.migrations.steps import Prepared, prepare
+from pgshift.tools.untrusted import fence_text
 
 # One catalog query per fact, each run once per check.
 EXTENSIONS_SQL = """

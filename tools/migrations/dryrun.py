@@ -33,20 +33,20 @@ import anyio
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools.databases import Databases
-from tools.diff import Change, diff_schemas
-from tools.errors import DatabaseError, NotAllowed
-from tools.introspect import introspect
-from tools.judge import dump_schema, pg_env, url_without_password
-from tools.localpg import LocalPostgres, embedded_server
-from tools.migrations.parse import StatementKind
-from tools.migrations.parse import statement as parse_one
-from tools.model import Schema
-from tools.redact import scrub
-from tools.safety import FunctionPolicy, apply_refusal, dry_run_refusal, load_function_policy
-from tools.sql import quote_ident, quote_literal
-from tools.statement_runner import run_statement
-from tools.untrusted import Untrusted, fence, fence_text
+from pgshift.tools.databases import Databases
+from pgshift.tools.diff import Change, diff_schemas
+from pgshift.tools.errors import DatabaseError, NotAllowed
+from pgshift.tools.introspect import introspect
+from pgshift.tools.judge import dump_schema, pg_env, url_without_password
+from pgshift.tools.localpg import LocalPostgres, embedded_server
+from pgshift.tools.migrations.parse import StatementKind
+from pgshift.tools.migrations.parse import statement as parse_one
+from pgshift.tools.model import Schema
+from pgshift.tools.redact import scrub
+from pgshift.tools.safety import FunctionPolicy, apply_refusal, dry_run_refusal, load_function_policy
+from pgshift.tools.sql import quote_ident, quote_literal
+from pgshift.tools.statement_runner import run_statement
+from pgshift.tools.untrusted import Untrusted, fence, fence_text
 
 DRY_RUN_LOCK_TIMEOUT_MS = 3_000
 DRY_RUN_STATEMENT_TIMEOUT_MS = 120_000

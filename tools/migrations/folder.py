@@ -21,7 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from tools.errors import ConfigError
+from pgshift.tools.errors import ConfigError
 
 PRISMA_SCRIPT = "migration.sql"
 PRISMA_LOCK = "migration_lock.toml"

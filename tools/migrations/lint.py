@@ -19,7 +19,7 @@ from pglast import ast
 from pglast.enums import AlterTableType, ConstrType
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools.migrations.parse import (
+from pgshift.tools.migrations.parse import (
     NameRef,
     SqlStatement,
     StatementKind,
@@ -31,8 +31,8 @@ from tools.migrations.parse import (
     skip_words,
     top_level_actions,
 )
-from tools.plan.statement import HazardKind
-from tools.plan.volatility import BUILTIN_VOLATILE
+from pgshift.tools.plan.statement import HazardKind
+from pgshift.tools.plan.volatility import BUILTIN_VOLATILE
 
 DEFAULT_SCHEMA = "public"
 

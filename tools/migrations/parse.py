@@ -25,7 +25,7 @@ from typing import Any, Literal
 from pglast import parse_sql
 from pglast.parser import ParseError, Token, parse_sql_json, scan
 
-from tools.errors import ConfigError
+from pgshift.tools.errors import ConfigError
 
 
 class TokenKind(StrEnum):

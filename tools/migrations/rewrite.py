@@ -29,7 +29,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools.migrations.parse import (
+from pgshift.tools.migrations.parse import (
     NameRef,
     SqlStatement,
     StatementKind,
@@ -41,7 +41,7 @@ from tools.migrations.parse import (
     skip_words,
     top_level_actions,
 )
-from tools.sql import quote_literal
+from pgshift.tools.sql import quote_literal
 
 SUPABASE_EXTENSION_SCHEMA = "extensions"
 

@@ -20,20 +20,20 @@ from typing import Any, Literal
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools import ledger
-from tools.databases import Databases
-from tools.errors import ConfigError, DatabaseError, NotAllowed, PgshiftError
-from tools.migrations.check import EXTENSIONS_SQL, ROLES_SQL, find_missing
-from tools.migrations.folder import Migration, checksum, checksum_matches
-from tools.migrations.lint import LintFinding
-from tools.migrations.steps import Prepared, Statement, body, plan_steps, prepare
-from tools.migrations.touches import named_relations
-from tools.safety import apply_refusal
-from tools.statement_runner import run_statement
-from tools.undo import capture as undo
-from tools.undo.store import KeptData, SnapshotOptions
-from tools.untrusted import Untrusted, fence_text
-from tools.watch.locks import lock_conflicts
+from pgshift.tools import ledger
+from pgshift.tools.databases import Databases
+from pgshift.tools.errors import ConfigError, DatabaseError, NotAllowed, PgshiftError
+from pgshift.tools.migrations.check import EXTENSIONS_SQL, ROLES_SQL, find_missing
+from pgshift.tools.migrations.folder import Migration, checksum, checksum_matches
+from pgshift.tools.migrations.lint import LintFinding
+from pgshift.tools.migrations.steps import Prepared, Statement, body, plan_steps, prepare
+from pgshift.tools.migrations.touches import named_relations
+from pgshift.tools.safety import apply_refusal
+from pgshift.tools.statement_runner import run_statement
+from pgshift.tools.undo import capture as undo
+from pgshift.tools.undo.store import KeptData, SnapshotOptions
+from pgshift.tools.untrusted import Untrusted, fence_text
+from pgshift.tools.watch.locks import lock_conflicts
 
 DEFAULT_LOCK_TIMEOUT_MS = 5_000
 DEFAULT_STATEMENT_TIMEOUT_MS = 10 * 60_000
@@ -215,7 +215,7 @@ async def _lock_holder(conn: asyncpg.Connection) -> str:
 
 async def target_fingerprint(conn: asyncpg.Connection) -> str:
     """The target's schema fingerprint, which approvals are bound to."""
-    from tools.introspect import introspect
+    from pgshift.tools.introspect import introspect
 
     return (await introspect(conn)).fingerprint()
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from tools.errors import ConfigError
-from tools.migrations.parse import SqlStatement, StatementKind, split_statements
-from tools.migrations.rewrite import rewrite_for_target
+from pgshift.tools.errors import ConfigError
+from pgshift.tools.migrations.parse import SqlStatement, StatementKind, split_statements
+from pgshift.tools.migrations.rewrite import rewrite_for_target
 
 Statement = SqlStatement
 

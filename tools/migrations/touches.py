@@ -9,8 +9,8 @@ from typing import Any
 from pglast import ast
 from pglast.visitors import Visitor
 
-from tools.migrations.parse import SqlStatement
-from tools.sql import qualified
+from pgshift.tools.migrations.parse import SqlStatement
+from pgshift.tools.sql import qualified
 
 
 class _Relations(Visitor):  # type: ignore[misc]

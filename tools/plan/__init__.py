@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from tools.plan.statement import Hazard, HazardKind, Plan, Statement
+from pgshift.tools.plan.statement import Hazard, HazardKind, Plan, Statement
 
 __all__ = ["Hazard", "HazardKind", "Plan", "Statement", "plan_migration"]
 
@@ -10,7 +10,7 @@ __all__ = ["Hazard", "HazardKind", "Plan", "Statement", "plan_migration"]
 def __getattr__(name: str) -> Any:
     """`plan_migration` on first use: importing the plan's types (`tools.plan.statement`) must not load the planner."""
     if name == "plan_migration":
-        from tools.plan.planner import plan_migration
+        from pgshift.tools.plan.planner import plan_migration
 
         return plan_migration
-    raise AttributeError(f"module 'tools.plan' has no attribute {name!r}")
+    raise AttributeError(f"module 'pgshift.tools.plan' has no attribute {name!r}")

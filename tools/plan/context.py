@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from tools.diff import Equivalences, equivalences_for
-from tools.model import Column, Enum, Schema, Table
+from pgshift.tools.diff import Equivalences, equivalences_for
+from pgshift.tools.model import Column, Enum, Schema, Table
 
 Node = tuple[str, str]  # (kind, key)
 

@@ -6,8 +6,8 @@ expressions) are PostgreSQL's own text and are used as they are.
 
 from __future__ import annotations
 
-from tools.model import Column, SequenceOptions
-from tools.sql import quote_ident, quote_literal
+from pgshift.tools.model import Column, SequenceOptions
+from pgshift.tools.sql import quote_ident, quote_literal
 
 
 def sequence_options(opts: SequenceOptions, *, with_type: bool = True) -> str:

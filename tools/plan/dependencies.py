@@ -12,12 +12,12 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from tools.model import Schema
-from tools.plan.context import Node, base_type
-from tools.sql import quote_ident
+from pgshift.tools.model import Schema
+from pgshift.tools.plan.context import Node, base_type
+from pgshift.tools.sql import quote_ident
 
 if TYPE_CHECKING:
-    from tools.plan.kinds import DeclaredGenerator
+    from pgshift.tools.plan.kinds import DeclaredGenerator
 
 _PRIVILEGE_KINDS = {
     "TABLE": "table",

@@ -6,7 +6,7 @@ import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from tools.plan.statement import Statement
+from pgshift.tools.plan.statement import Statement
 
 
 @dataclass

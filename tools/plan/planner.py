@@ -17,7 +17,7 @@ import dataclasses
 from collections import defaultdict
 from typing import Any
 
-from tools.diff import (
+from pgshift.tools.diff import (
     Equivalences,
     comparable_objects,
     equivalences_for,
@@ -25,35 +25,35 @@ from tools.diff import (
     missing_platform_grants,
     without_unshared_privileges,
 )
-from tools.model import KINDS, Privilege, Schema, Table, View, member_key
-from tools.plan.context import Context, Node, base_type
-from tools.plan.dependencies import DependencyGraph
-from tools.plan.graph import Step, order_steps
-from tools.plan.kinds import DeclaredGenerator, Generator
-from tools.plan.kinds.aggregates import AggregateGenerator
-from tools.plan.kinds.default_privileges import DefaultPrivilegeGenerator
-from tools.plan.kinds.namespaces import CollationGenerator, ExtensionGenerator, SchemaGenerator
-from tools.plan.kinds.publications import PublicationGenerator, PublicationMemberGenerator
-from tools.plan.kinds.range_types import RangeTypeGenerator
-from tools.plan.kinds.relations import (
+from pgshift.tools.model import KINDS, Privilege, Schema, Table, View, member_key
+from pgshift.tools.plan.context import Context, Node, base_type
+from pgshift.tools.plan.dependencies import DependencyGraph
+from pgshift.tools.plan.graph import Step, order_steps
+from pgshift.tools.plan.kinds import DeclaredGenerator, Generator
+from pgshift.tools.plan.kinds.aggregates import AggregateGenerator
+from pgshift.tools.plan.kinds.default_privileges import DefaultPrivilegeGenerator
+from pgshift.tools.plan.kinds.namespaces import CollationGenerator, ExtensionGenerator, SchemaGenerator
+from pgshift.tools.plan.kinds.publications import PublicationGenerator, PublicationMemberGenerator
+from pgshift.tools.plan.kinds.range_types import RangeTypeGenerator
+from pgshift.tools.plan.kinds.relations import (
     ConstraintGenerator,
     IndexGenerator,
     ViewGenerator,
     foreign_key_cycle_breakers,
 )
-from tools.plan.kinds.routines import FunctionGenerator, TriggerGenerator
-from tools.plan.kinds.security import PolicyGenerator, PrivilegeGenerator
-from tools.plan.kinds.sequences import Ownership, OwnershipGenerator, SequenceGenerator
-from tools.plan.kinds.tables import ColumnGenerator, ColumnRef, MembershipGenerator, TableGenerator, memberships
-from tools.plan.kinds.types import (
+from pgshift.tools.plan.kinds.routines import FunctionGenerator, TriggerGenerator
+from pgshift.tools.plan.kinds.security import PolicyGenerator, PrivilegeGenerator
+from pgshift.tools.plan.kinds.sequences import Ownership, OwnershipGenerator, SequenceGenerator
+from pgshift.tools.plan.kinds.tables import ColumnGenerator, ColumnRef, MembershipGenerator, TableGenerator, memberships
+from pgshift.tools.plan.kinds.types import (
     CompositeTypeGenerator,
     DomainGenerator,
     EnumGenerator,
     renames_and_recasts,
     types_over,
 )
-from tools.plan.statement import Plan, Statement
-from tools.sql import quote_ident
+from pgshift.tools.plan.statement import Plan, Statement
+from pgshift.tools.sql import quote_ident
 
 # Creation order: the tie-break when dependencies leave a choice (drops use the reverse).
 GENERATORS: tuple[Generator, ...] = (

@@ -10,12 +10,12 @@ import asyncio
 
 import asyncpg
 
-from tools.databases import Environment, connect
-from tools.introspect import introspect
-from tools.model import Schema
-from tools.plan.planner import plan_migration
-from tools.plan.rows import count_blockers
-from tools.plan.statement import Plan
+from pgshift.tools.databases import Environment, connect
+from pgshift.tools.introspect import introspect
+from pgshift.tools.model import Schema
+from pgshift.tools.plan.planner import plan_migration
+from pgshift.tools.plan.rows import count_blockers
+from pgshift.tools.plan.statement import Plan
 
 
 async def _read(conn: asyncpg.Connection, schemas: list[str] | None, include_managed: bool) -> Schema:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncpg
 
-from tools.plan.statement import Blocker, Plan, RowCheck
-from tools.sql import quote_ident
+from pgshift.tools.plan.statement import Blocker, Plan, RowCheck
+from pgshift.tools.sql import quote_ident
 
 MAX_ROWS = 5_000_000
 TIMEOUT_MS = 5_000

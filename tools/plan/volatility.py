@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tools.model import Schema
+from pgshift.tools.model import Schema
 
 # Built-in functions whose value changes per call (pg_proc.provolatile = 'v') that defaults commonly use.
 BUILTIN_VOLATILE = frozenset(

@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from tools.databases import Databases
-from tools.errors import NotAllowed
-from tools.localpg import embedded_bin_dir
-from tools.migrations.folder import Migration
-from tools.migrations.parse import SqlStatement
-from tools.undo.keep import estimate_bytes, keep, unkeepable
-from tools.undo.losses import Loss, migration_losses
-from tools.undo.store import KeptData, SnapshotOptions, Taken, prepare_snapshot, save_snapshot
+from pgshift.tools.databases import Databases
+from pgshift.tools.errors import NotAllowed
+from pgshift.tools.localpg import embedded_bin_dir
+from pgshift.tools.migrations.folder import Migration
+from pgshift.tools.migrations.parse import SqlStatement
+from pgshift.tools.undo.keep import estimate_bytes, keep, unkeepable
+from pgshift.tools.undo.losses import Loss, migration_losses
+from pgshift.tools.undo.store import KeptData, SnapshotOptions, Taken, prepare_snapshot, save_snapshot
 
 
 @dataclass

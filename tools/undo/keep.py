@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from tools.introspect.filters import LEDGER_SCHEMA
-from tools.sql import qualified, quote_ident
-from tools.undo.losses import Loss
-from tools.undo.store import KEPT_DATA, KeptData
+from pgshift.tools.introspect.filters import LEDGER_SCHEMA
+from pgshift.tools.sql import qualified, quote_ident
+from pgshift.tools.undo.losses import Loss
+from pgshift.tools.undo.store import KEPT_DATA, KeptData
 
 TABLE = """
 SELECT c.oid, n.nspname, c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace

@@ -14,8 +14,8 @@ from typing import Any, Literal
 from pglast import ast
 from pglast.enums import AlterTableType, ObjectType
 
-from tools.migrations.parse import SqlStatement
-from tools.sql import qualified
+from pgshift.tools.migrations.parse import SqlStatement
+from pgshift.tools.sql import qualified
 
 LossKind = Literal["drop_table", "drop_column", "change_type"]
 

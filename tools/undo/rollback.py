@@ -22,24 +22,24 @@ from typing import Literal
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools import ledger
-from tools.approval import ApprovalStore, instruction
-from tools.databases import Databases
-from tools.diff import diff_schemas
-from tools.errors import ConfigError, DatabaseError
-from tools.introspect import introspect
-from tools.localpg import LocalPostgres
-from tools.migrations.folder import checksum
-from tools.migrations.runner import Timeouts, apply_session, describe_failure
-from tools.model import Schema
-from tools.plan.planner import plan_migration
-from tools.plan.statement import Plan, Statement
-from tools.sql import qualified, quote_ident
-from tools.statement_runner import run_statement
-from tools.undo.keep import Restored, restore
-from tools.undo.shadow import load_ddl
-from tools.undo.store import SNAPSHOTS, KeptData, SnapshotRow, read_kept, read_snapshot, tables_exist
-from tools.untrusted import Untrusted, fence
+from pgshift.tools import ledger
+from pgshift.tools.approval import ApprovalStore, instruction
+from pgshift.tools.databases import Databases
+from pgshift.tools.diff import diff_schemas
+from pgshift.tools.errors import ConfigError, DatabaseError
+from pgshift.tools.introspect import introspect
+from pgshift.tools.localpg import LocalPostgres
+from pgshift.tools.migrations.folder import checksum
+from pgshift.tools.migrations.runner import Timeouts, apply_session, describe_failure
+from pgshift.tools.model import Schema
+from pgshift.tools.plan.planner import plan_migration
+from pgshift.tools.plan.statement import Plan, Statement
+from pgshift.tools.sql import qualified, quote_ident
+from pgshift.tools.statement_runner import run_statement
+from pgshift.tools.undo.keep import Restored, restore
+from pgshift.tools.undo.shadow import load_ddl
+from pgshift.tools.undo.store import SNAPSHOTS, KeptData, SnapshotRow, read_kept, read_snapshot, tables_exist
+from pgshift.tools.untrusted import Untrusted, fence
 
 Status = Literal["rolled_back", "dry_run", "blocked", "confirmation_required", "nothing_to_do"]
 

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 import anyio
 import asyncpg
 
-from tools.introspect import introspect
-from tools.localpg import LocalPostgres, embedded_server
-from tools.migrations.dryrun import load_with_psql, sandbox
-from tools.model import Schema
-from tools.redact import scrub
-from tools.sql import quote_ident
-from tools.untrusted import fence_text
+from pgshift.tools.introspect import introspect
+from pgshift.tools.localpg import LocalPostgres, embedded_server
+from pgshift.tools.migrations.dryrun import load_with_psql, sandbox
+from pgshift.tools.model import Schema
+from pgshift.tools.redact import scrub
+from pgshift.tools.sql import quote_ident
+from pgshift.tools.untrusted import fence_text
 
 
 @dataclass(frozen=True)

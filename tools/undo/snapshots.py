@@ -7,14 +7,22 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools.databases import Databases
-from tools.localpg import LocalPostgres
-from tools.migrations.runner import Timeouts, apply_session
-from tools.undo.capture import options_for
-from tools.undo.keep import discard
-from tools.undo.shadow import load_ddl
-from tools.undo.store import KeptData, list_rows, prepare_snapshot, read_kept, read_snapshot, save_snapshot, write_file
-from tools.untrusted import Untrusted, fence
+from pgshift.tools.databases import Databases
+from pgshift.tools.localpg import LocalPostgres
+from pgshift.tools.migrations.runner import Timeouts, apply_session
+from pgshift.tools.undo.capture import options_for
+from pgshift.tools.undo.keep import discard
+from pgshift.tools.undo.shadow import load_ddl
+from pgshift.tools.undo.store import (
+    KeptData,
+    list_rows,
+    prepare_snapshot,
+    read_kept,
+    read_snapshot,
+    save_snapshot,
+    write_file,
+)
+from pgshift.tools.untrusted import Untrusted, fence
 
 
 class Frozen(BaseModel):

@@ -20,10 +20,10 @@ from pathlib import Path
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools.errors import ConfigError, DatabaseError
-from tools.introspect.filters import LEDGER_SCHEMA
-from tools.judge import dump_schema
-from tools.sql import qualified, quote_ident
+from pgshift.tools.errors import ConfigError, DatabaseError
+from pgshift.tools.introspect.filters import LEDGER_SCHEMA
+from pgshift.tools.judge import dump_schema
+from pgshift.tools.sql import qualified, quote_ident
 
 SNAPSHOTS = qualified(LEDGER_SCHEMA, "snapshots")
 KEPT_DATA = qualified(LEDGER_SCHEMA, "kept_data")
@@ -159,7 +159,7 @@ class Taken:
 async def prepare_snapshot(conn: asyncpg.Connection, options: SnapshotOptions, lock_timeout_ms: int) -> Taken:
     """Read the target's fingerprint and, unless the last snapshot has the same one, dump its DDL (outside any
     transaction on `conn`). Nothing is written."""
-    from tools.migrations.runner import target_fingerprint  # the runner calls into this module
+    from pgshift.tools.migrations.runner import target_fingerprint  # the runner calls into this module
 
     fingerprint = await target_fingerprint(conn)
     version = str(await conn.fetchval("SHOW server_version"))

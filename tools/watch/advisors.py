@@ -21,10 +21,10 @@ from typing import Any, Literal
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools.databases import Databases
-from tools.errors import ConfigError
-from tools.introspect.filters import SUPABASE_MANAGED_SCHEMAS, SYSTEM_SCHEMAS
-from tools.untrusted import Untrusted, fence, fence_text
+from pgshift.tools.databases import Databases
+from pgshift.tools.errors import ConfigError
+from pgshift.tools.introspect.filters import SUPABASE_MANAGED_SCHEMAS, SYSTEM_SCHEMAS
+from pgshift.tools.untrusted import Untrusted, fence, fence_text
 
 LINTS_DIR = Path(__file__).with_name("lints")
 Kind = Literal["security", "performance", "all"]

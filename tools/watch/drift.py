@@ -44,9 +44,9 @@ import anyio
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools import ledger
-from tools.compare import PAGE_BYTES as LIST_BYTES
-from tools.compare import (
+from pgshift.tools import ledger
+from pgshift.tools.compare import PAGE_BYTES as LIST_BYTES
+from pgshift.tools.compare import (
     SCRIPT_BYTES,
     UNCOMPARED_PAGE_BYTES,
     BriefDifference,
@@ -67,22 +67,22 @@ from tools.compare import (
     not_compared,
     page_differences,
 )
-from tools.databases import Databases
-from tools.deploy import environment_prisma_schema, migration_state, unknown_to_folder
-from tools.diff import diff_schemas
-from tools.errors import ConfigError, DatabaseError, PgshiftError
-from tools.introspect import introspect
-from tools.localpg import LocalPostgres, embedded_server, pg15_bin_dir
-from tools.migrations.dryrun import _demote, load_with_psql, sandbox
-from tools.migrations.folder import Migration, MigrationFolder, checked_path, read_migrations
-from tools.migrations.runner import Timeouts, execute_migration, prepare_for, refuse_forbidden
-from tools.migrations.steps import split_statements
-from tools.model import Schema
-from tools.plan.statement import ClientPlan, Plan, Statement
-from tools.sql import quote_ident
-from tools.undo.store import SnapshotRow, list_rows, read_snapshot
-from tools.untrusted import Untrusted, fence, fence_text
-from tools.watch.fingerprint import CacheEntry, DriftCache, cache_key, catalog_fingerprint, digest
+from pgshift.tools.databases import Databases
+from pgshift.tools.deploy import environment_prisma_schema, migration_state, unknown_to_folder
+from pgshift.tools.diff import diff_schemas
+from pgshift.tools.errors import ConfigError, DatabaseError, PgshiftError
+from pgshift.tools.introspect import introspect
+from pgshift.tools.localpg import LocalPostgres, embedded_server, pg15_bin_dir
+from pgshift.tools.migrations.dryrun import _demote, load_with_psql, sandbox
+from pgshift.tools.migrations.folder import Migration, MigrationFolder, checked_path, read_migrations
+from pgshift.tools.migrations.runner import Timeouts, execute_migration, prepare_for, refuse_forbidden
+from pgshift.tools.migrations.steps import split_statements
+from pgshift.tools.model import Schema
+from pgshift.tools.plan.statement import ClientPlan, Plan, Statement
+from pgshift.tools.sql import quote_ident
+from pgshift.tools.undo.store import SnapshotRow, list_rows, read_snapshot
+from pgshift.tools.untrusted import Untrusted, fence, fence_text
+from pgshift.tools.watch.fingerprint import CacheEntry, DriftCache, cache_key, catalog_fingerprint, digest
 
 SUPABASE_SHAPE = Path(__file__).resolve().parents[1] / "sample" / "supabase_shape.sql"
 SHADOW_CLIENT = "pgshift drift (shadow)"
@@ -272,7 +272,9 @@ def drift_findings(
 ) -> DriftFindings:
     """Diff the live schema against the expected one (source = live: `added` means added by hand) and plan both
     repairs (pure)."""
-    from tools.plan.planner import plan_migration  # on first use: the planner (and sqlglot) cost ~70 ms to import
+    from pgshift.tools.plan.planner import (
+        plan_migration,  # on first use: the planner (and sqlglot) cost ~70 ms to import
+    )
 
     diff = diff_schemas(live, expected)
     compared = build_result(diff, "live", "expected", None, [], {}, uncompared=not_compared(live, expected))

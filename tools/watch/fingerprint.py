@@ -25,7 +25,7 @@ from pathlib import Path
 import asyncpg
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from tools.approval import default_state_dir
+from pgshift.tools.approval import default_state_dir
 
 # Every catalog the introspection (compared and uncompared kinds) reads, and the ones whose rows DDL touches
 # with them (pg_depend, pg_shdepend and pg_init_privs follow the objects above, so they add nothing but time).

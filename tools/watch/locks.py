@@ -15,10 +15,10 @@ from typing import Any
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools.catalog import split_table_name
-from tools.databases import Databases
-from tools.sql import qualified
-from tools.untrusted import Untrusted, fence, fence_text
+from pgshift.tools.catalog import split_table_name
+from pgshift.tools.databases import Databases
+from pgshift.tools.sql import qualified
+from pgshift.tools.untrusted import Untrusted, fence, fence_text
 
 MAX_SESSIONS = 200
 WARN_RATIO = 0.8

@@ -24,12 +24,18 @@ from typing import Any, Literal, Protocol
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools import ledger
-from tools.approval import ApprovalRequest, ApprovalStore
-from tools.databases import Databases
-from tools.deploy import EnvironmentSummary, MigrationRow, MigrationStatus, environment_prisma_schema, list_migrations
-from tools.errors import PgshiftError
-from tools.untrusted import Untrusted, fence
+from pgshift.tools import ledger
+from pgshift.tools.approval import ApprovalRequest, ApprovalStore
+from pgshift.tools.databases import Databases
+from pgshift.tools.deploy import (
+    EnvironmentSummary,
+    MigrationRow,
+    MigrationStatus,
+    environment_prisma_schema,
+    list_migrations,
+)
+from pgshift.tools.errors import PgshiftError
+from pgshift.tools.untrusted import Untrusted, fence
 
 DriftState = Literal["none", "drift", "unknown"]
 # What a provider may raise that is the environment's problem, not a bug: a row says it, the status goes on.
@@ -361,14 +367,14 @@ async def gather_status(
 
 def default_providers() -> Providers:
     """The drift and snapshot engines `pgshift status`, the MCP tool and the dashboard use."""
-    from tools.watch.drift import drift_summary  # drift imports the engines status reads: imported when used
+    from pgshift.tools.watch.drift import drift_summary  # drift imports the engines status reads: imported when used
 
     return Providers(drift=drift_summary, snapshots=recorded_snapshots)
 
 
 async def recorded_snapshots(db: Databases, environment: str) -> SnapshotCell:
     """The snapshots undo keeps in the environment's `pgshift.snapshots` (none when the table does not exist)."""
-    from tools.undo.snapshots import list_snapshots
+    from pgshift.tools.undo.snapshots import list_snapshots
 
     rows = (await list_snapshots(db, environment)).snapshots.data
     newest = max(rows, key=lambda r: r.taken_at, default=None)
@@ -456,7 +462,7 @@ def _notes(status: Status) -> list[str]:
 
 def render_text(status: Status) -> str:
     """The terminal view: environments side by side, then each migration's state in each environment."""
-    from tools.deploy import render_status
+    from pgshift.tools.deploy import render_status
 
     header, rows = overview_rows(status)
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]

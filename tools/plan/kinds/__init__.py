@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Protocol, runtime_checkable
 
-from tools.plan.context import Context, Node
-from tools.plan.statement import Statement
+from pgshift.tools.plan.context import Context, Node
+from pgshift.tools.plan.statement import Statement
 
 
 class Generator(Protocol):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from tools.model import Aggregate, ident, qname
-from tools.plan.context import Context, Node
-from tools.plan.ddl import comment_on
-from tools.plan.statement import Statement
+from pgshift.tools.model import Aggregate, ident, qname
+from pgshift.tools.plan.context import Context, Node
+from pgshift.tools.plan.ddl import comment_on
+from pgshift.tools.plan.statement import Statement
 
 
 class AggregateGenerator:

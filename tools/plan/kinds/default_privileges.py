@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from tools.model import DefaultPrivilege, builtin_default_privileges, ident
-from tools.plan.context import Context, Node
-from tools.plan.kinds.security import role_sql
-from tools.plan.statement import Hazard, HazardKind, Statement
+from pgshift.tools.model import DefaultPrivilege, builtin_default_privileges, ident
+from pgshift.tools.plan.context import Context, Node
+from pgshift.tools.plan.kinds.security import role_sql
+from pgshift.tools.plan.statement import Hazard, HazardKind, Statement
 
 
 def _prefix(p: DefaultPrivilege) -> str:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from tools.diff import field_changes
-from tools.model import Collation, Extension, Namespace
-from tools.plan.context import Context
-from tools.plan.ddl import comment_on
-from tools.plan.statement import Hazard, HazardKind, Statement
-from tools.sql import quote_ident, quote_literal
+from pgshift.tools.diff import field_changes
+from pgshift.tools.model import Collation, Extension, Namespace
+from pgshift.tools.plan.context import Context
+from pgshift.tools.plan.ddl import comment_on
+from pgshift.tools.plan.statement import Hazard, HazardKind, Statement
+from pgshift.tools.sql import quote_ident, quote_literal
 
 
 class SchemaGenerator:

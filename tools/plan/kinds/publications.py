@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from tools.model import Publication, PublicationMember, ident
-from tools.plan.context import Context, Node
-from tools.plan.ddl import comment_on
-from tools.plan.statement import Statement
-from tools.sql import quote_literal
+from pgshift.tools.model import Publication, PublicationMember, ident
+from pgshift.tools.plan.context import Context, Node
+from pgshift.tools.plan.ddl import comment_on
+from pgshift.tools.plan.statement import Statement
+from pgshift.tools.sql import quote_literal
 
 
 def _with(p: Publication) -> str:

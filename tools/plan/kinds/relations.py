@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from tools.model import Constraint, Index, View
-from tools.plan.context import Context
-from tools.plan.ddl import comment_on, strip_semicolon
-from tools.plan.statement import Hazard, HazardKind, RowCheck, Statement
-from tools.sql import quote_ident
+from pgshift.tools.model import Constraint, Index, View
+from pgshift.tools.plan.context import Context
+from pgshift.tools.plan.ddl import comment_on, strip_semicolon
+from pgshift.tools.plan.statement import Hazard, HazardKind, RowCheck, Statement
+from pgshift.tools.sql import quote_ident
 
 
 def _view_kind(view: View) -> str:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from tools.model import Function, Trigger
-from tools.plan.context import Context
-from tools.plan.ddl import comment_on, strip_semicolon
-from tools.plan.statement import Hazard, HazardKind, Statement
-from tools.sql import quote_ident
+from pgshift.tools.model import Function, Trigger
+from pgshift.tools.plan.context import Context
+from pgshift.tools.plan.ddl import comment_on, strip_semicolon
+from pgshift.tools.plan.statement import Hazard, HazardKind, Statement
+from pgshift.tools.sql import quote_ident
 
 _COMPILED_LANGUAGES = ("c", "internal")
 

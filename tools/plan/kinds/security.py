@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from tools.model import Policy, Privilege
-from tools.plan.context import Context, Node
-from tools.plan.ddl import comment_on
-from tools.plan.statement import Hazard, HazardKind, Statement
-from tools.sql import quote_ident
+from pgshift.tools.model import Policy, Privilege
+from pgshift.tools.plan.context import Context, Node
+from pgshift.tools.plan.ddl import comment_on
+from pgshift.tools.plan.statement import Hazard, HazardKind, Statement
+from pgshift.tools.sql import quote_ident
 
 
 def role_sql(name: str) -> str:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tools.model import Sequence
-from tools.plan.context import Context
-from tools.plan.ddl import comment_on, sequence_options
-from tools.plan.statement import Hazard, HazardKind, Statement
+from pgshift.tools.model import Sequence
+from pgshift.tools.plan.context import Context
+from pgshift.tools.plan.ddl import comment_on, sequence_options
+from pgshift.tools.plan.statement import Hazard, HazardKind, Statement
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from tools.model import Column, Table
-from tools.plan.context import Context, base_type
-from tools.plan.ddl import column_definition, comment_on, generated_clause, identity_clause, not_null_name
-from tools.plan.statement import Hazard, HazardKind, RowCheck, Statement
-from tools.plan.volatility import is_volatile
-from tools.sql import quote_ident
+from pgshift.tools.model import Column, Table
+from pgshift.tools.plan.context import Context, base_type
+from pgshift.tools.plan.ddl import column_definition, comment_on, generated_clause, identity_clause, not_null_name
+from pgshift.tools.plan.statement import Hazard, HazardKind, RowCheck, Statement
+from pgshift.tools.plan.volatility import is_volatile
+from pgshift.tools.sql import quote_ident
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from tools.model import CompositeType, Domain, Enum
-from tools.plan.context import Context, base_type
-from tools.plan.ddl import comment_on
-from tools.plan.statement import Hazard, HazardKind, Statement
-from tools.sql import qualified, quote_ident, quote_literal
+from pgshift.tools.model import CompositeType, Domain, Enum
+from pgshift.tools.plan.context import Context, base_type
+from pgshift.tools.plan.ddl import comment_on
+from pgshift.tools.plan.statement import Hazard, HazardKind, Statement
+from pgshift.tools.sql import qualified, quote_ident, quote_literal
 
 
 def _values(values: tuple[str, ...]) -> str:
