@@ -14,8 +14,9 @@ bench_base_N` finds, and the two are timed side by side (in process, medians):
   `pg_ctl start`, measured once as "full + own shadow");
 - fast: detect_drift on the unchanged target, answered from the cache (a catalog fingerprint query and the
   history, over a warm pool, then the cached result read back: large here, with every drifted object and both
-  plans; then the newest snapshot's row for since_last_apply); "fast, in sync": the same on `bench_base_N`
-  with its history (no drift, a small cached result); "fast, new connection" opens the pool too;
+  plans; then the newest snapshot's row for since_last_apply; the parts are one run's, not medians); "fast, in
+  sync": the same on `bench_base_N` with its history (no drift, a small cached result); "fast, new connection"
+  opens the pool too;
 - compare: `compare_environments(target, base)`, the engine of `pgshift compare`.
 """
 
@@ -132,6 +133,7 @@ async def bench_size(server: LocalPostgres, n: int, runs: int, fast_runs: int, s
         clean = await detect_drift(db, "in_sync", str(folder), shadow=server, state_dir=state)
         assert clean.state == "none", clean.error or clean.summary
         fast_clean = [await timed(detect_drift(db, "in_sync", str(folder), state_dir=state)) for _ in range(fast_runs)]
+        clean_parts = (await detect_drift(db, "in_sync", str(folder), state_dir=state)).timings_ms
     finally:
         await db.close()
     cold: list[float] = []
@@ -150,7 +152,8 @@ async def bench_size(server: LocalPostgres, n: int, runs: int, fast_runs: int, s
         "full + own shadow": median_ms([own]),
         "fast": f"{median_ms(fast)} (fingerprint {parts['fingerprint']:.0f} ms, cache {parts['cache']:.0f} ms, "
         f"since_last_apply {parts.get('since_last_apply', 0):.0f} ms)",
-        "fast, in sync": median_ms(fast_clean),
+        "fast, in sync": f"{median_ms(fast_clean)} (fingerprint {clean_parts['fingerprint']:.0f} ms, "
+        f"cache {clean_parts['cache']:.0f} ms)",
         "fast, new connection": median_ms(cold),
         "compare": median_ms(compared),
     }

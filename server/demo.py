@@ -154,16 +154,15 @@ def say_environments(answer: dict[str, Any]) -> str:
 
 def say_deploy(answer: dict[str, Any]) -> str:
     env = answer.get("environment")
-    applied = answer.get("applied", [])
+    applied = [m for m in answer.get("migrations", []) if m.get("status") == "applied"]
     if answer.get("status") == "up_to_date" or not applied:
         return f"'{env}' is up to date: nothing to apply ({answer.get('status')})"
-    names = ", ".join(f"{a.get('name')} ({count(len(a.get('statements', [])), 'statement')})" for a in applied)
-    return f"applied {names} to '{env}', recorded in {count(len(applied[-1].get('recorded_in', [])), 'history table')}"
+    names = ", ".join(f"{a.get('name')} ({count(a.get('statements') or 0, 'statement')})" for a in applied)
+    return f"applied {names} to '{env}', recorded in {count(len(answer.get('recorded_in', [])), 'history table')}"
 
 
 def history_tables(answer: dict[str, Any]) -> str:
-    applied = answer.get("applied") or [{}]
-    return "history tables: " + ", ".join(applied[-1].get("recorded_in", []))
+    return "history tables: " + ", ".join(answer.get("recorded_in", []))
 
 
 def say_tables(answer: dict[str, Any]) -> str:

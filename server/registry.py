@@ -281,6 +281,32 @@ def migration_page(status: deploying.MigrationStatus, limit: int, offset: int) -
     )
 
 
+APPLY_STATEMENTS_BYTES = 48_000
+"""apply_migration's statements per answer: about 12,000 tokens (the rest of the answer is small)."""
+
+
+class ApplyAnswer(apply.ApplyResult):
+    """apply_migration as an MCP client receives it: the statements cut, in order, at a byte budget."""
+
+    statements_total: int = Field(description="Statements in the migration; `statements` holds the first of them")
+    statements_note: str | None = Field(None, description="Why `statements` is not all of them, and where they are")
+
+
+def apply_answer(result: apply.ApplyResult) -> ApplyAnswer:
+    """The engine's result with at most APPLY_STATEMENTS_BYTES of statements (at least one); nothing else changes."""
+    total = len(result.statements)
+    shown = compare._end(compare._sizes(result.statements), 0, total, APPLY_STATEMENTS_BYTES)
+    note = (
+        f"only the first {shown} of {total} statements are listed (answer size): the migration's file holds them "
+        "all; check_migration shows each rewrite and hazard; `pgshift apply ... --json` at a terminal prints them all"
+        if shown < total
+        else None
+    )
+    return ApplyAnswer(
+        **{**dict(result), "statements": result.statements[:shown]}, statements_total=total, statements_note=note
+    )
+
+
 def register_tools(app: MCPServer[AppState]) -> None:
     def tool(annotations: ToolAnnotations, title: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -434,14 +460,12 @@ def register_tools(app: MCPServer[AppState]) -> None:
         dry_run: Annotated[bool, Field(description="Only check and dry-run it (nothing is committed)")] = False,
         first: Annotated[Draft[apply.ApplyResult] | None, Resolve(draft_apply)] = None,
         answer: Annotated[ElicitationResult[Approval], Resolve(ask_apply)] = None,  # type: ignore[assignment]
-    ) -> apply.ApplyResult:
-        """Apply one migration to an environment: prepared for the target as check_migration does, under an advisory
-        lock with lock_timeout and statement_timeout, the statements and the history rows in one transaction
-        (statements that cannot run in a transaction run one by one, and a failure names what ran). History is
-        recorded in pgshift.migrations, supabase_migrations.schema_migrations and, for Prisma folders,
-        _prisma_migrations, under the migration's own version. On a protected environment it runs only after a
-        person approved these exact statements on the target's current schema: the client asks them, or the first
-        call runs nothing and returns an approval_id for the person to approve at a terminal."""
+    ) -> ApplyAnswer:
+        """Apply one migration: prepared as check_migration does, under an advisory lock with lock and statement
+        timeouts, statements and history rows in one transaction (non-transactional statements run one by one), a
+        snapshot taken first for rollback, recorded under the migration's own version in every history table. A
+        protected environment runs it only after a person approved these exact statements on the current schema
+        (the client asks them, or the first call returns an approval_id for `pgshift approve`)."""
         st = state(ctx)
         project_path(migration)
 
@@ -450,7 +474,7 @@ def register_tools(app: MCPServer[AppState]) -> None:
                 st.db, environment, name, sql, migration, version, request_id, dry_run, approvals=st.approvals
             )
 
-        return await (settle(ctx, first, answer, run) if first is not None else run(approval_id))
+        return apply_answer(await (settle(ctx, first, answer, run) if first is not None else run(approval_id)))
 
     @tool(READ, "List migrations")
     async def list_migrations(
@@ -478,19 +502,25 @@ def register_tools(app: MCPServer[AppState]) -> None:
             str | None, Field(description="prisma/migrations or supabase/migrations; found automatically when omitted")
         ] = None,
         approval_id: Annotated[str | None, Field(description=APPROVAL_ID)] = None,
+        detail: Annotated[
+            bool, Field(description="Also the applied migrations in full (statements, kept data), within a budget")
+        ] = False,
         first: Annotated[Draft[deploying.DeployResult] | None, Resolve(draft_deploy)] = None,
         answer: Annotated[ElicitationResult[Approval], Resolve(ask_deploy)] = None,  # type: ignore[assignment]
-    ) -> deploying.DeployResult:
+    ) -> deploying.DeployAnswer:
         """Apply every pending migration of the folder to an environment, in order. Stops at the first failure with
         that migration fully undone and the earlier ones recorded. On a protected environment it runs only after a
-        person approved exactly these migrations (elicitation, or `pgshift approve <approval_id>` at a terminal)."""
+        person approved exactly these migrations (elicitation, or `pgshift approve <approval_id>` at a terminal).
+        Answers the summary first (status, counts, the failed migration with its error and statements, the first
+        snapshot, kept bytes), then one compact row per migration; next_step says where the rest is."""
         st = state(ctx)
         project_path(directory)
 
         async def run(request_id: str | None) -> deploying.DeployResult:
             return await deploying.deploy(st.db, environment, directory, request_id, approvals=st.approvals)
 
-        return await (settle(ctx, first, answer, run) if first is not None else run(approval_id))
+        result = await (settle(ctx, first, answer, run) if first is not None else run(approval_id))
+        return deploying.deploy_answer(result, deploying.failed_migration_statements(result), detail)
 
 
 class StrictTool(Tool):

@@ -63,7 +63,7 @@ async def seen(url: str) -> tuple[list[str], bool, bool]:
         await conn.close()
 
 
-UNCHANGED = ([], True, False)
+UNCHANGED: tuple[list[str], bool, bool] = ([], True, False)
 
 
 @pytest.fixture

@@ -239,6 +239,11 @@ async def test_the_fast_path_answers_an_unchanged_database_and_rereads_after_ddl
     after_ddl = await detect_drift(db, ENV, str(folder), shadow=pg18, state_dir=state)
     assert not after_ddl.from_fast_path
     assert [(d.kind, d.name) for d in after_ddl.differences.data] == [("index", "public.account_email_lower")]
+    cached = await detect_drift(db, ENV, str(folder), shadow=pg18, state_dir=state)  # read back: the same answer
+    assert cached.from_fast_path and cached.next_steps == after_ddl.next_steps
+    parts = ("differences", "adopt", "revert")
+    assert [getattr(cached, k).data for k in parts] == [getattr(after_ddl, k).data for k in parts]
+    assert cached.revert is not None and cached.revert.data.script == after_ddl.revert.data.script != ""  # type: ignore[union-attr]
 
     await execute(
         url, "DROP INDEX account_email_lower; DELETE FROM _prisma_migrations WHERE migration_name LIKE '%posts'"

@@ -29,7 +29,14 @@ CHANGED = (
     .replace("'a range'", "'another'")
     .replace("PARALLEL = SAFE", "COMBINEFUNC = int4pl, PARALLEL = SAFE")
 )
-CASES = {"created": ("", OBJECTS), "changed": (CHANGED, OBJECTS), "dropped": (OBJECTS, "")}
+# The range type itself changes under the table, the function and the aggregates that use it (rebuilt, rows kept).
+REBUILT = CHANGED.replace(", subtype_diff = float8mi", "") + "INSERT INTO readings VALUES (1, '[1,2.5)', '{[0,1]}');"
+CASES = {
+    "created": ("", OBJECTS),
+    "changed": (CHANGED, OBJECTS),
+    "dropped": (OBJECTS, ""),
+    "rebuilt": (REBUILT, OBJECTS),
+}
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -111,7 +111,7 @@ async def test_a_client_with_elicitation_is_asked_and_its_approval_applies(produ
 
     async with client_for(production, elicitation_callback=approve) as client:
         out = await call(client, "deploy", environment="production", directory="prisma/migrations")
-    assert out["status"] == "deployed" and len(out["applied"]) == 2
+    assert out["status"] == "deployed" and out["counts"]["applied"] == 2
     assert asked and "protected environment 'production'" in asked[0]
     assert await columns(production, "Note") == ["id", "body", "pinned"]
 

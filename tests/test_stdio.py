@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
@@ -77,7 +78,7 @@ async def test_over_stdio_neither_a_declining_client_nor_one_without_elicitation
     try:
         await direct_sql(production, SCHEMA)
         env = {"SUPABASE_DB_URL": production, "PGSHIFT_STATE_DIR": str(tmp_path / "state")}
-        writes = [
+        writes: list[tuple[str, dict[str, Any]]] = [
             ("execute_sql", {"environment": "production", "sql": INSERT, "write": True}),
             ("apply_migration", {"environment": "production", "name": "drop_keep", "sql": f"{DROP};"}),
         ]
@@ -125,3 +126,75 @@ async def test_over_stdio_a_person_approving_at_a_terminal_lets_exactly_that_wri
         assert await seen(production) == (["approved"], True, False)
     finally:
         await drop_database(pg18, production)
+
+
+INIT = """CREATE TABLE "Note" (
+    "id" INTEGER NOT NULL, "body" TEXT, "legacy" TEXT, CONSTRAINT "Note_pkey" PRIMARY KEY ("id")
+);
+"""
+DROP_LEGACY = 'ALTER TABLE "Note" DROP COLUMN "legacy";\n'
+UNDO_TOOLS = {
+    # name: (read_only, destructive), as the README's tables say
+    "snapshot_schema": (False, False),
+    "list_snapshots": (True, False),
+    "verify_snapshot": (True, False),
+    "rollback": (False, True),
+    "detect_drift": (True, False),
+    "apply_migration": (False, True),
+    "deploy": (False, True),
+}
+
+
+async def test_over_stdio_snapshot_verify_rollback_and_drift_work_with_honest_annotations(
+    tmp_path: Path, db18: str
+) -> None:
+    import asyncpg
+
+    for label, sql in [("20240101000000_init", INIT), ("20240202000000_drop_legacy", DROP_LEGACY)]:
+        (tmp_path / "prisma" / "migrations" / label).mkdir(parents=True)
+        (tmp_path / "prisma" / "migrations" / label / "migration.sql").write_text(sql)
+    own = await asyncpg.connect(db18)
+
+    async def legacy() -> list[tuple[int, str | None]]:
+        """The rows' legacy values, on our own connection; none while the column is gone."""
+        if not await own.fetchval(
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'Note' AND column_name = 'legacy'"
+        ):
+            return []
+        return [(r["id"], r["legacy"]) for r in await own.fetch('SELECT id, legacy FROM "Note" ORDER BY id')]
+
+    async def call(client: Client, tool: str, **args: object) -> dict[str, Any]:
+        out = await client.call_tool(tool, args)
+        assert not out.is_error and out.structured_content is not None, (tool, out.content)
+        return out.structured_content
+
+    env = {"DATABASE_URL": db18, "PGSHIFT_STATE_DIR": str(tmp_path / "state")}
+    try:
+        async with Client(stdio_params(tmp_path, env), read_timeout_seconds=60) as client:
+            hints = {t.name: t.annotations for t in (await client.list_tools()).tools}
+            for name, (read_only, destructive) in UNDO_TOOLS.items():
+                hint = hints[name]
+                assert hint is not None, name
+                assert (hint.read_only_hint, hint.destructive_hint) == (read_only, destructive), name
+            init = "prisma/migrations/20240101000000_init"
+            await call(client, "apply_migration", environment="local", name="init", migration=init)
+            await own.execute("""INSERT INTO "Note" VALUES (1, 'a', 'kept one'), (2, 'b', 'kept two')""")
+            taken = await call(client, "snapshot_schema", environment="local", label="before drop")
+            listed = await call(client, "list_snapshots", environment="local")
+            snapshot_id = taken["snapshot"]["data"]["id"]
+            assert snapshot_id in [s["id"] for s in listed["snapshots"]["data"]]
+            verified = await call(client, "verify_snapshot", environment="local", snapshot=snapshot_id)
+            assert verified["verified"] is True
+            drop = "prisma/migrations/20240202000000_drop_legacy"
+            await call(client, "apply_migration", environment="local", name="drop_legacy", migration=drop)
+            assert await legacy() == []
+            dry = await call(client, "rollback", environment="local", migration="20240202000000", dry_run=True)
+            assert dry["status"] == "dry_run" and await legacy() == []
+            done = await call(client, "rollback", environment="local", migration="20240202000000")
+            assert done["status"] == "rolled_back", done["message"]
+            assert await legacy() == [(1, "kept one"), (2, "kept two")]
+            await own.execute('ALTER TABLE "Note" ADD COLUMN "by_hand" INTEGER')
+            drift = await call(client, "detect_drift", environment="local", directory="prisma/migrations")
+            assert drift["state"] == "drift", drift
+    finally:
+        await own.close()

@@ -37,10 +37,11 @@ HOPPSCOTCH = corpus_root() / "prisma" / "hoppscotch" / "migrations"
 HOPPSCOTCH_PREFIX = 4  # on the embedded 18; the whole chain (21, ~30 s) is bench/undo_roundtrip.py's
 
 
-# Round trips that fail today: umami 02 and 06 rename NOT NULL columns and 19 drops a NOT NULL column; the rows the
-# filler wrote after k have no value for that column, so the rollback refuses and changes nothing (a refusal, not
-# a loss: it should become a blocker naming those rows). Update this set when tools/undo changes.
-KNOWN_FAILURES = {"umami": {"02", "06", "19"}}
+# Round trips that do not complete, by design: umami 19 drops a NOT NULL column without a default; the rows the
+# filler wrote after it have no value for that column, so the rollback is blocked, naming the table, the column and
+# the row count, and changes nothing. (02 and 06 rename NOT NULL columns: renamed back, every row keeps its value.)
+# Update this set when tools/undo changes.
+KNOWN_FAILURES = {"umami": {"19"}}
 
 
 def _summary(report: ChainReport) -> str:

@@ -12,12 +12,14 @@ earlier ones stay recorded.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from pgshift.tools import ledger
 from pgshift.tools.approval import ApprovalStore, instruction
+from pgshift.tools.compare import _end, _sizes
 from pgshift.tools.databases import Databases
 from pgshift.tools.errors import ConfigError, NotAllowed, PgshiftError
 from pgshift.tools.migrations.folder import (
@@ -366,6 +368,180 @@ async def deploy(
         warnings=warnings,
         message=f"applied {len(applied)} migration(s) to '{environment}', each recorded in the history tables.",
     )
+
+
+# The MCP answer of `deploy`: the summary first, then one compact row per migration; statements only for the failed
+# migration (and, with detail=true, for applied ones within a byte budget). The engine's DeployResult stays whole
+# (`pgshift deploy --json` prints all of it).
+
+ANSWER_BYTES = 76_000
+"""Statements and rows per answer: about 19,000 tokens. Compact rows are about 135 bytes: 500 fit with room."""
+STATEMENTS_BYTES = 16_000
+"""The failed migration's statements, and with detail=true the applied migrations in full: each at most this."""
+
+RowStatus = Literal["applied", "failed", "not_run", "pending"]
+
+
+class DeployedMigration(Frozen):
+    version: str
+    name: str
+    status: RowStatus
+    statements: int | None = Field(None, description="Statements it ran (applied) or holds (failed)")
+    duration_ms: int | None = None
+    snapshot_id: int | None = Field(None, description="Snapshot taken before it: rollback(snapshot=...) returns there")
+    kept_bytes: int | None = Field(None, description="Data it destroyed, kept for rollback")
+
+
+class FailedStatement(Frozen):
+    index: int = Field(description="1-based position in the migration")
+    line: int
+    sql: str
+
+
+class DeployCounts(Frozen):
+    pending: int = Field(description="Pending migrations when the call began")
+    applied: int
+    failed: int
+    not_run: int
+
+
+class DeployAnswer(Frozen):
+    """deploy as an MCP client receives it: the summary first, then one compact row per migration."""
+
+    environment: str
+    directory: str
+    status: Literal["up_to_date", "deployed", "failed", "confirmation_required"]
+    message: str
+    counts: DeployCounts
+    failed: str | None = Field(None, description="The migration that failed (fully undone unless the error says)")
+    error: str | None = None
+    approval_id: str | None = Field(
+        None, description="Approval request a person must approve (pgshift approve <id>) before this deploy runs"
+    )
+    target_fingerprint: str | None = None
+    first_snapshot_id: int | None = Field(
+        None, description="Snapshot before the first migration applied: rollback(snapshot=...) undoes this deploy"
+    )
+    kept_bytes: int = Field(0, description="Data destroyed by this deploy and kept for rollback, in bytes")
+    recorded_in: list[str] = Field(default_factory=list, description="History tables this deploy wrote")
+    next_step: str = Field(description="Where the rest is: list_migrations, the ledger, pgshift deploy --json")
+    rows_shown: int = Field(description="Migrations listed in `migrations` (all of them unless the budget cut it)")
+    migrations: list[DeployedMigration] = Field(description="Every migration this call concerns, once, in order")
+    failed_statements: list[FailedStatement] | None = Field(
+        None, description="The failed migration's statements as written in the folder (the error names the one)"
+    )
+    detail: list[ApplyResult] | None = Field(
+        None, description="With detail=true: applied migrations in full (statements, kept data), within a byte budget"
+    )
+    warnings: list[str] = []
+
+
+def _applied_row(a: ApplyResult) -> DeployedMigration:
+    return DeployedMigration(
+        version=a.version,
+        name=a.name,
+        status="applied",
+        statements=len(a.statements),
+        duration_ms=a.duration_ms,
+        snapshot_id=a.snapshot_id,
+        kept_bytes=a.kept_bytes or None,
+    )
+
+
+def _label_row(label: str, status: RowStatus, statements: int | None = None) -> DeployedMigration:
+    version, name = split_label(label)
+    return DeployedMigration(version=version, name=name, status=status, statements=statements)
+
+
+def _rows(result: DeployResult, failed_statements: list[Statement] | None) -> list[DeployedMigration]:
+    if result.status == "confirmation_required":
+        return [_label_row(label, "pending") for label in result.pending]
+    rows = [_applied_row(a) for a in result.applied]
+    if result.failed is not None:
+        count = len(failed_statements) if failed_statements is not None else None
+        rows.append(_label_row(result.failed, "failed", count))
+    return rows + [_label_row(label, "not_run") for label in result.not_run]
+
+
+def _within(items: Sequence[BaseModel], budget: int) -> int:
+    """How many items from the first fit in `budget` bytes (at least one, when there is one)."""
+    return _end(_sizes(items), 0, len(items), budget)
+
+
+def _deploy_next_step(
+    result: DeployResult, shown: int, total: int, detailed: int | None, failed_shown: tuple[int, int]
+) -> str:
+    steps = []
+    if result.status == "failed":
+        steps.append(
+            f"Fix {result.failed} (see error and failed_statements), then deploy again: the ones after it did not run."
+        )
+    if failed_shown[0] < failed_shown[1]:
+        steps.append(f"failed_statements lists the first {failed_shown[0]} of {failed_shown[1]}: the file has all.")
+    if shown < total:
+        steps.append(f"Only the first {shown} of {total} migrations are listed here.")
+    if detailed is not None and detailed < len(result.applied):
+        steps.append(f"detail covers the first {detailed} applied migration(s) of {len(result.applied)}.")
+    steps.append(
+        "Per-migration state: list_migrations; each applied migration's statements and snapshot: the "
+        "pgshift.migrations ledger (rollback(migration=...) undoes one); everything at once: `pgshift deploy --json` "
+        "at a terminal."
+    )
+    return " ".join(steps)
+
+
+def deploy_answer(
+    result: DeployResult, failed_statements: list[Statement] | None = None, detail: bool = False
+) -> DeployAnswer:
+    """The engine's result for an MCP client, under about 20,000 tokens whatever the number of migrations: every
+    migration once as a compact row (some 500 fit; beyond, the rows are cut and next_step says so), statements only
+    for the failed migration, and with `detail` the first applied migrations in full (each within STATEMENTS_BYTES,
+    all within ANSWER_BYTES)."""
+    rows = _rows(result, failed_statements)
+    every = [FailedStatement(index=i, line=s.line, sql=s.text) for i, s in enumerate(failed_statements or [], start=1)]
+    statements = every[: _within(every, STATEMENTS_BYTES)]
+    detailed = _within(result.applied, STATEMENTS_BYTES) if detail else None
+    used = sum(_sizes([*statements, *result.applied[: detailed or 0]]))
+    shown = _within(rows, ANSWER_BYTES - used)
+    kept = [a.kept_bytes for a in result.applied if a.kept_bytes]
+    snapshots = [a.snapshot_id for a in result.applied if a.snapshot_id is not None]
+    return DeployAnswer(
+        environment=result.environment,
+        directory=result.directory,
+        status=result.status,
+        message=result.message,
+        counts=DeployCounts(
+            pending=len(result.pending),
+            applied=len(result.applied),
+            failed=1 if result.failed else 0,
+            not_run=len(result.not_run),
+        ),
+        failed=result.failed,
+        error=result.error,
+        approval_id=result.approval_id,
+        target_fingerprint=result.target_fingerprint,
+        first_snapshot_id=snapshots[0] if snapshots else None,
+        kept_bytes=sum(kept),
+        recorded_in=list(dict.fromkeys(t for a in result.applied for t in a.recorded_in)),
+        next_step=_deploy_next_step(result, shown, len(rows), detailed, (len(statements), len(every))),
+        rows_shown=shown,
+        migrations=rows[:shown],
+        failed_statements=statements if result.failed is not None and statements else None,
+        detail=list(result.applied[:detailed]) if detailed is not None else None,
+        warnings=result.warnings,
+    )
+
+
+def failed_migration_statements(result: DeployResult) -> list[Statement] | None:
+    """The failed migration's statements as written in the folder (reads the folder again; None when it is gone)."""
+    if result.failed is None:
+        return None
+    try:
+        folder = read_migrations(result.directory)
+        found = next((m for m in folder.migrations if m.label == result.failed), None)
+        return split_statements(found.sql) if found is not None else None
+    except ConfigError:
+        return None
 
 
 def render_status(status: MigrationStatus) -> str:

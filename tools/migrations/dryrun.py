@@ -24,7 +24,8 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -307,6 +308,55 @@ async def _roles(conn: asyncpg.Connection) -> list[str]:
     return [r["rolname"] for r in rows]
 
 
+@dataclass(frozen=True)
+class Sandboxed:
+    """A throw-away database on a local server, owned by a fresh login role named like it."""
+
+    server: LocalPostgres
+    name: str
+    password: str
+
+    @property
+    def url(self) -> str:
+        """As the sandboxed role (no superuser once demoted)."""
+        return self.server.url(self.name, user=self.name, password=self.password)
+
+    @property
+    def admin_url(self) -> str:
+        """As the server's superuser, on the sandboxed database."""
+        return self.server.url(self.name)
+
+
+@asynccontextmanager
+async def sandboxed_database(
+    target: asyncpg.Connection,
+    prefix: str,
+    shadow: LocalPostgres | None = None,
+    make_server: Callable[[], LocalPostgres] = embedded_server,
+) -> AsyncIterator[Sandboxed]:
+    """A fresh database set up like the target (`sandbox`) on `shadow`, or on a server from `make_server` (an
+    embedded PostgreSQL 18) started for it; dropped with its role afterwards, and a server started here is stopped."""
+    owned = shadow is None
+    server = shadow or make_server()
+    if owned:
+        await anyio.to_thread.run_sync(server.start)
+    box = Sandboxed(server, f"{prefix}_{secrets.token_hex(6)}", secrets.token_urlsafe(24))
+    try:
+        await sandbox(server, box.name, box.password, target)
+        yield box
+    finally:
+        try:
+            admin = await asyncpg.connect(server.url())
+            try:
+                await admin.execute(f"DROP DATABASE IF EXISTS {quote_ident(box.name)} WITH (FORCE)")
+                await admin.execute(f"DROP ROLE IF EXISTS {quote_ident(box.name)}")
+            finally:
+                await admin.close()
+        finally:
+            if owned:
+                await anyio.to_thread.run_sync(server.stop)
+
+
 async def dry_run_on_shadow(
     target: asyncpg.Connection,
     target_url: str,
@@ -322,23 +372,17 @@ async def dry_run_on_shadow(
     `sandbox`): it can change the schema, not the machine.
     """
     started = time.monotonic()
-    owned = shadow is None
-    server = shadow or embedded_server()
-    if owned:
-        await anyio.to_thread.run_sync(server.start)
-    name = f"pgshift_shadow_{secrets.token_hex(6)}"
-    password = secrets.token_urlsafe(24)
     notes: list[str] = []
-    try:
-        await sandbox(server, name, password, target)
+    async with sandboxed_database(target, "pgshift_shadow", shadow) as box:
+        server, name = box.server, box.name
         dump = await dump_schema(target_url, server.bin_dir, no_owner=True, secrets=secrets_)
-        errors = await load_with_psql(server.bin_dir, server.url(name, user=name, password=password), dump)
+        errors = await load_with_psql(server.bin_dir, box.url, dump)
         if errors:
             shown = "; ".join(fence_text(scrub(e, list(secrets_))) for e in errors[:5])
             notes.append(f"the shadow could not reproduce everything of the target ({len(errors)} error(s): {shown})")
-        await _demote(server, name)
-        conn = await asyncpg.connect(server.url(name, user=name, password=password))
-        superuser = await asyncpg.connect(server.url(name))
+        await demote(server, name)
+        conn = await asyncpg.connect(box.url)
+        superuser = await asyncpg.connect(box.admin_url)
         try:
             before = await introspect(conn, include_managed=True, with_dependencies=False)
             run, failure = await _execute_all(conn, statements, secrets_, superuser=superuser)
@@ -363,17 +407,6 @@ async def dry_run_on_shadow(
             duration_ms=int((time.monotonic() - started) * 1000),
             notes=(*notes, SHADOW_NOTE),
         )
-    finally:
-        try:
-            admin = await asyncpg.connect(server.url())
-            try:
-                await admin.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
-                await admin.execute(f"DROP ROLE IF EXISTS {quote_ident(name)}")
-            finally:
-                await admin.close()
-        finally:
-            if owned:
-                await anyio.to_thread.run_sync(server.stop)
 
 
 SHADOW_NOTE = (
@@ -387,7 +420,7 @@ async def sandbox(server: LocalPostgres, name: str, password: str, target: async
     created here granted to it, so `ALTER ... OWNER TO` one of them works; roles the server already had are not).
 
     The role is a superuser only while it loads the dump (so every object of the copy is its own and the dump's
-    extensions can be created); `_demote` takes that away before any statement of the script runs.
+    extensions can be created); `demote` takes that away before any statement of the script runs.
     """
     admin = await asyncpg.connect(server.url())
     try:
@@ -408,7 +441,7 @@ async def sandbox(server: LocalPostgres, name: str, password: str, target: async
         await admin.close()
 
 
-async def _demote(server: LocalPostgres, name: str) -> None:
+async def demote(server: LocalPostgres, name: str) -> None:
     """The shadow's role loses superuser (it never had membership in pg_execute_server_program & co)."""
     admin = await asyncpg.connect(server.url())
     try:

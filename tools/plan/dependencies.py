@@ -31,6 +31,20 @@ _PRIVILEGE_KINDS = {
 }
 
 
+def signature_types(arguments: str, result: str | None) -> set[str]:
+    """The types a function signature names, as format_type prints them (`VARIADIC v public.r[]` -> `public.r`):
+    each argument's or result column's last words, every suffix tried (a type name may hold a space)."""
+    parts = arguments.split(", ") if arguments else []
+    if result:
+        result = result.removeprefix("SETOF ")
+        parts += result[len("TABLE(") : -1].split(", ") if result.startswith("TABLE(") else [result]
+    out: set[str] = set()
+    for part in parts:
+        words = base_type(part.strip()).split(" ")
+        out |= {" ".join(words[i:]) for i in range(len(words))}
+    return out
+
+
 class DependencyGraph:
     """Dependencies of one schema: node -> nodes it depends on, and the reverse; parents of contained objects."""
 
@@ -54,9 +68,13 @@ class DependencyGraph:
         def rel(key: str) -> Node:
             return (relations.get(key, "table"), key)
 
+        # A multirange is its range type's (created, renamed and dropped with it).
+        multiranges = {r.multirange: r.key for r in objs.get("range_type", {}).values() if r.multirange}
+
         def type_nodes(type_name: str) -> list[Node]:
-            kind = types.get(base_type(type_name))
-            return [(kind, base_type(type_name))] if kind else []
+            key = multiranges.get(base_type(type_name), base_type(type_name))
+            kind = types.get(key)
+            return [(kind, key)] if kind else []
 
         column_relation = {
             f"{r.key}.{quote_ident(c.name)}": (kind, r.key)
@@ -123,6 +141,10 @@ class DependencyGraph:
                 self._add(("index", i.parent_index), ("index", i.key))
                 self.parent[("index", i.key)] = ("index", i.parent_index)
                 self.children[("index", i.parent_index)].add(("index", i.key))
+        ranges = {r.key for r in objs.get("range_type", {}).values()} | multiranges.keys()
+        for f in objs.get("function", {}).values():  # pg_depend as read names no range type: the signature does
+            for key in signature_types(f.identity_arguments, f.result) & ranges:
+                self._add(("function", f.key), ("range_type", multiranges.get(key, key)))
         for tr in schema.triggers:
             self.contain(("trigger", tr.key), rel(tr.table))
             for fkey in functions_by_name.get(tr.function.split("(", 1)[0], []):

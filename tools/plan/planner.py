@@ -94,7 +94,7 @@ _RECREATABLE = frozenset(
 # Kinds the diff compares field by field (the planner's own kinds, memberships and ownerships, are compared whole).
 _DIFFED = frozenset(KINDS)
 # Types changed by rename, create, cast the columns, drop the old type.
-_RECAST_TYPES = frozenset({"enum", "domain", "composite_type"})
+_RECAST_TYPES = frozenset({"enum", "domain", "composite_type", "range_type"})
 # Kinds that break when a column they use changes type.
 _COLUMN_USERS = frozenset({"view", "policy", "trigger"})
 
@@ -174,7 +174,7 @@ def plan_migration(source: Schema, target: Schema, *, allow_data_loss: bool = Fa
                 changed.add((k, key))
     recreated = {n for n in changed if _BY_KIND[n[0]].alter(t_objs[n[0]][n[1]], s_objs[n[0]][n[1]], ctx) is None}
 
-    # What breaks in place: columns changing type, enums recreated by rename-and-cast.
+    # What breaks in place: columns changing type, types recreated by rename-and-cast.
     breaking: set[Node] = set()
     for kind, key in changed - recreated:
         if kind == "column":

@@ -77,24 +77,26 @@ async def _count(
     conn: asyncpg.Connection, checks: tuple[RowCheck, ...], max_rows: int, timeout_ms: int
 ) -> list[Blocker]:
     original = await conn.fetchval("SELECT pg_catalog.current_setting('statement_timeout')")
-    await conn.fetchval("SELECT pg_catalog.set_config('statement_timeout', $1, true)", f"{int(timeout_ms)}ms")
-    try:
-        return [b for check in checks if (b := await _check(conn, check, max_rows, timeout_ms)) is not None]
-    finally:
-        await conn.fetchval("SELECT pg_catalog.set_config('statement_timeout', $1, true)", original)
+    return [b for check in checks if (b := await _check(conn, check, max_rows, timeout_ms, original)) is not None]
 
 
-async def _check(conn: asyncpg.Connection, check: RowCheck, max_rows: int, timeout_ms: int) -> Blocker | None:
+async def _check(
+    conn: asyncpg.Connection, check: RowCheck, max_rows: int, timeout_ms: int, original_timeout: str
+) -> Blocker | None:
     estimate = await conn.fetchval(
         "SELECT c.reltuples FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass($1)", check.table
     )
     if estimate is not None and estimate > max_rows:
         return _blocker(check, None, f"about {int(estimate)} rows, more than {max_rows}")
-    await conn.execute("SAVEPOINT pgshift_row_check")  # a timeout must not end the caller's transaction
+    # Only the count runs under the short timeout, inside a savepoint: a cancelled count must not end the caller's
+    # transaction, and rolling back to the savepoint also puts the caller's statement_timeout back.
+    await conn.execute("SAVEPOINT pgshift_row_check")
     try:
+        await conn.fetchval("SELECT pg_catalog.set_config('statement_timeout', $1, true)", f"{int(timeout_ms)}ms")
         rows = await conn.fetchval(count_sql(check))
     except asyncpg.QueryCanceledError:
         await conn.execute("ROLLBACK TO SAVEPOINT pgshift_row_check")
         return _blocker(check, None, f"the count took longer than {timeout_ms} ms")
+    await conn.fetchval("SELECT pg_catalog.set_config('statement_timeout', $1, true)", original_timeout)
     await conn.execute("RELEASE SAVEPOINT pgshift_row_check")
     return _blocker(check, int(rows)) if rows else None

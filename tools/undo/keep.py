@@ -57,7 +57,7 @@ class Target:
         return qualified(self.schema, self.name)
 
 
-async def _target(conn: asyncpg.Connection, table: str) -> Target | None:
+async def read_target(conn: asyncpg.Connection, table: str) -> Target | None:
     row = await conn.fetchrow(TABLE, table)
     if row is None:
         return None
@@ -85,7 +85,7 @@ async def estimate_bytes(conn: asyncpg.Connection, losses: Sequence[Loss]) -> in
     their keys). Tables the migration creates itself count 0."""
     total = 0
     for loss in losses:
-        target = await _target(conn, loss.table)
+        target = await read_target(conn, loss.table)
         if target is None:
             continue
         if loss.kind == "drop_table":
@@ -106,7 +106,7 @@ async def estimate_bytes(conn: asyncpg.Connection, losses: Sequence[Loss]) -> in
 
 async def keep(conn: asyncpg.Connection, snapshot_id: int, loss: Loss, n: int) -> KeptData | None:
     """Copy what `loss` will destroy (inside the migration's transaction, right before its statement)."""
-    target = await _target(conn, loss.table)
+    target = await read_target(conn, loss.table)
     if target is None:
         return None
     picked = kept_columns(loss, target)
@@ -149,7 +149,7 @@ class Restored:
 
 async def restore(conn: asyncpg.Connection, kept: KeptData) -> Restored | None:
     """Write kept values back into the table or column the rollback re-created; None when it does not exist."""
-    target = await _target(conn, qualified(kept.table_schema, kept.table_name))
+    target = await read_target(conn, qualified(kept.table_schema, kept.table_name))
     if target is None:
         return None
     source = qualified(LEDGER_SCHEMA, kept.kept_table)
@@ -201,7 +201,25 @@ async def unkeepable(conn: asyncpg.Connection, losses: Sequence[Loss]) -> list[s
     for loss in losses:
         if loss.kind == "drop_table":
             continue
-        target = await _target(conn, loss.table)
+        target = await read_target(conn, loss.table)
         if target is not None and loss.column in target.columns and not target.key:
             found.append(f"{target.sql_name}.{quote_ident(loss.column or '')}")
     return found
+
+
+async def rows_without_kept_value(conn: asyncpg.Connection, table: str, column: str, copies: Sequence[KeptData]) -> int:
+    """Rows of `table` (as it is now, without `column`) that no kept copy of `column` has a value for: written after
+    the copies were made. Every row when a copy's key is gone from the table. 0 when the table is gone (a rollback
+    re-creates it from kept rows) or still has the column."""
+    target = await read_target(conn, table)
+    if target is None or column in target.columns:
+        return 0
+    unmatched = []
+    for k in copies:
+        if any(key not in target.columns for key in k.key_columns):
+            unmatched = ["true"]
+            break
+        match = " AND ".join(f"t.{quote_ident(key)}::text = k.{quote_ident(key)}" for key in k.key_columns)
+        unmatched.append(f"NOT EXISTS (SELECT FROM {qualified(LEDGER_SCHEMA, k.kept_table)} k WHERE {match})")
+    where = " AND ".join(unmatched) or "true"
+    return int(await conn.fetchval(f"SELECT count(*) FROM {target.sql_name} t WHERE {where}"))

@@ -3,9 +3,13 @@
 1. The snapshot (chosen by id, by the migration it preceded, or as the state right after a version) is read and its
    DDL checked against its digest, loaded into a throw-away embedded PostgreSQL, and read back: it must reach the
    recorded fingerprint, else it is refused as corrupted.
-2. The live schema is read and the planner (`tools.plan.planner`) plans live -> snapshot. Statements that destroy
-   data nothing kept are blockers unless the person accepts the loss; a statement that cannot run in a transaction
-   is a blocker (the rollback could not be verified before it commits).
+2. Renames the reverted migrations made (their parse trees, `tools.undo.renames`) are undone by renaming back, so
+   every row keeps its value, rows written since included: in a transaction that is always rolled back they are
+   run and the live schema is read as renamed; the planner (`tools.plan.planner`) then plans that -> snapshot.
+   Statements that destroy data nothing kept are blockers unless the person accepts the loss; a statement that
+   cannot run in a transaction is a blocker (the rollback could not be verified before it commits); so are rows
+   written since the snapshot that would have no value for a NOT NULL column without a default the rollback
+   re-creates (named with their count: nothing can fill them).
 3. A dry run in a transaction that is always rolled back runs the plan, refills what was kept and reads the
    fingerprint: it must equal the snapshot's. The real run (under the apply lock, with apply's timeouts) does the same
    in one transaction, records the rollback in the three histories and commits only when the fingerprint matches;
@@ -36,7 +40,8 @@ from pgshift.tools.plan.planner import plan_migration
 from pgshift.tools.plan.statement import Plan, Statement
 from pgshift.tools.sql import qualified, quote_ident
 from pgshift.tools.statement_runner import run_statement
-from pgshift.tools.undo.keep import Restored, restore
+from pgshift.tools.undo.keep import Restored, restore, rows_without_kept_value
+from pgshift.tools.undo.renames import Rename, renamed_back, renames_to_undo
 from pgshift.tools.undo.shadow import load_ddl
 from pgshift.tools.undo.store import SNAPSHOTS, KeptData, SnapshotRow, read_kept, read_snapshot, tables_exist
 from pgshift.tools.untrusted import Untrusted, fence
@@ -216,6 +221,53 @@ def relax_refilled(desired: Schema, kept: list[KeptData]) -> tuple[Schema, list[
     return dataclasses.replace(desired, tables=tuple(tables)), tighten
 
 
+# A rename back that cannot run (its object is gone, or its old name is taken again) is left to the planner.
+RENAME_SKIPPED = frozenset({"42703", "42P01", "42704", "42701", "42P07", "42710"})
+
+
+def reverted_statements(history: ledger.History, reverted: list[ledger.Reverted]) -> list[list[str]]:
+    """The statements of each reverted migration (oldest first) as its author wrote them, from Supabase's history
+    (our ledger holds them as run, wrapped in guards); from our ledger when only it has them."""
+    ran: dict[str, list[str]] = {}
+    for r in history.ledger:
+        if r.outcome != "rolled_back":
+            ran[r.version] = r.statements
+    authored = {s.version: s.statements for s in history.supabase if s.statements}
+    return [authored.get(m.version, ran.get(m.version, [])) for m in reverted]
+
+
+def unfillable_columns(desired: Schema, kept: list[KeptData]) -> dict[tuple[str, str, str], list[KeptData]]:
+    """Columns refilled from kept copies that are NOT NULL in the snapshot with nothing else to fill a row: no
+    default, not identity or generated. A row no copy has a value for would fail their SET NOT NULL."""
+    copies: dict[tuple[str, str, str], list[KeptData]] = {}
+    for k in kept:
+        if k.kind == "drop_column" and k.column_name is not None:
+            copies.setdefault((k.table_schema, k.table_name, k.column_name), []).append(k)
+    tables = {(t.schema, t.name): t for t in desired.tables}
+    found = {}
+    for key, found_copies in copies.items():
+        table = tables.get(key[:2])
+        c = table.column(key[2]) if table is not None else None
+        if c is not None and c.not_null and c.default is None and c.identity is None and c.generated is None:
+            found[key] = found_copies
+    return found
+
+
+async def rows_without_values(conn: asyncpg.Connection, desired: Schema, kept: list[KeptData]) -> list[str]:
+    """Blockers: rows written since the snapshot that a re-created NOT NULL column would have no value for."""
+    found = []
+    for (schema, table, column), copies in unfillable_columns(desired, kept).items():
+        n = await rows_without_kept_value(conn, qualified(schema, table), column, copies)
+        if n:
+            found.append(
+                f"{qualified(schema, table)}.{quote_ident(column)}: {n} row(s) written since the snapshot have no "
+                "value for this column. The rollback re-creates it NOT NULL without a default and only the rows that "
+                "existed when it was dropped were kept, so it cannot be filled (accept_data_loss does not change "
+                "that). Delete or archive those rows, or roll back to a later snapshot. Nothing was done."
+            )
+    return found
+
+
 class _Discard(Exception):
     """Raised to roll back a dry run's transaction."""
 
@@ -243,6 +295,37 @@ async def _run(
         if s.object.startswith(REFILLED):  # NOT NULL again once the kept values are back
             await run_statement(conn, s)
     return restored[::-1], settled_fingerprint(await introspect(conn))
+
+
+async def as_renamed_back(
+    conn: asyncpg.Connection, renames: list[Rename], live: Schema, desired: Schema, kept: list[KeptData]
+) -> tuple[list[Rename], Schema, list[KeptData], list[str]]:
+    """In a transaction that is always rolled back: rename back what can be (each in a savepoint), read the live
+    schema as renamed (PostgreSQL rewrites every index, constraint and view for us) and count rows re-created NOT
+    NULL columns have no value for. Returns the renames that ran, that schema, the kept copies still to restore (a
+    column renamed back keeps its own values, rows written since included) and the blockers."""
+    if not renames:
+        return [], live, kept, await rows_without_values(conn, desired, kept)
+    outcome: tuple[list[Rename], Schema, list[KeptData], list[str]] | None = None
+    try:
+        async with conn.transaction():
+            ran = []
+            for r in renames:
+                try:
+                    async with conn.transaction():
+                        await run_statement(conn, r.back())
+                    ran.append(r)
+                except asyncpg.PostgresError as exc:
+                    if exc.sqlstate not in RENAME_SKIPPED:
+                        raise
+            left = [k for k in kept if not renamed_back((k.table_schema, k.table_name), k.column_name, ran)]
+            blockers = await rows_without_values(conn, desired, left)
+            outcome = ran, await introspect(conn), left, blockers
+            raise _Discard
+    except _Discard:
+        pass
+    assert outcome is not None
+    return outcome
 
 
 # ---------------------------------------------------------------------------------------------- the tool
@@ -335,10 +418,14 @@ async def _rollback_on_session(
         live_fingerprint = live.fingerprint()
         history = await ledger.read_history(conn, prisma_schema)
         reverted = reverted_migrations(history, row, migration)
-        kept = await read_kept(conn, snapshot_id)
+        renames = renames_to_undo(reverted_statements(history, reverted))
+        ran, renamed, kept, unfilled = await as_renamed_back(
+            conn, renames, live, desired, await read_kept(conn, snapshot_id)
+        )
         relaxed, tighten = relax_refilled(desired, kept)
-        plan = plan_migration(relaxed, live, allow_data_loss=True)
-        plan = plan.model_copy(update={"statements": (*plan.statements, *tighten)})
+        plan = plan_migration(relaxed, renamed, allow_data_loss=True)
+        back = tuple(r.back() for r in ran)
+        plan = plan.model_copy(update={"statements": (*back, *plan.statements, *tighten)})
 
         def result(status: Status, restored: list[Restored | None] | None = None, **fields: object) -> RollbackResult:
             restores = [
@@ -365,8 +452,8 @@ async def _rollback_on_session(
 
         if plan.is_empty and not kept and not reverted:
             return result("nothing_to_do", message=f"'{environment}' already has snapshot {snapshot_id}'s schema.")
-        blockers = await blockers_of(conn, plan, accept_data_loss)
-        restored = await _trial(conn, plan, kept, desired, row, timeouts)
+        blockers = unfilled + await blockers_of(conn, plan, accept_data_loss)
+        restored = [] if unfilled else await _trial(conn, plan, kept, desired, row, timeouts)
         if blockers:
             return result(
                 "blocked",

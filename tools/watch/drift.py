@@ -31,16 +31,16 @@ replayed from the folder as the sandboxed role) and diffs the live schema agains
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import re
-import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-import anyio
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -73,13 +73,12 @@ from pgshift.tools.diff import diff_schemas
 from pgshift.tools.errors import ConfigError, DatabaseError, PgshiftError
 from pgshift.tools.introspect import introspect
 from pgshift.tools.localpg import LocalPostgres, embedded_server, pg15_bin_dir
-from pgshift.tools.migrations.dryrun import _demote, load_with_psql, sandbox
+from pgshift.tools.migrations.dryrun import demote, load_with_psql, sandboxed_database
 from pgshift.tools.migrations.folder import Migration, MigrationFolder, checked_path, read_migrations
 from pgshift.tools.migrations.runner import Timeouts, execute_migration, prepare_for, refuse_forbidden
 from pgshift.tools.migrations.steps import split_statements
 from pgshift.tools.model import Schema
 from pgshift.tools.plan.statement import ClientPlan, Plan, Statement
-from pgshift.tools.sql import quote_ident
 from pgshift.tools.undo.store import SnapshotRow, list_rows, read_snapshot
 from pgshift.tools.untrusted import Untrusted, fence, fence_text
 from pgshift.tools.watch.fingerprint import CacheEntry, DriftCache, cache_key, catalog_fingerprint, digest
@@ -718,33 +717,16 @@ async def shadow_schema(
     login role of its own owning the database); the role is a superuser only while the start is loaded and is
     demoted before any migration runs, so a replayed migration cannot reach the machine (COPY ... PROGRAM, server
     files, untrusted languages)."""
-    owned = shadow is None
-    server = shadow or _shadow_for(server_version_num)
-    if owned:
-        await anyio.to_thread.run_sync(server.start)
-    name = f"pgshift_expected_{secrets.token_hex(6)}"
-    password = secrets.token_urlsafe(24)
-    url = server.url(name, user=name, password=password)
-    try:
-        await sandbox(server, name, password, target)
+    async with sandboxed_database(
+        target, "pgshift_expected", shadow, make_server=lambda: _shadow_for(server_version_num)
+    ) as box:
         errors: list[str] = []
         if start.supabase_shape:
-            await _execute(url, SUPABASE_SHAPE.read_text())
+            await _execute(box.url, SUPABASE_SHAPE.read_text())
         if start.ddl is not None:
-            errors = await load_with_psql(server.bin_dir, url, start.ddl)
-        await _demote(server, name)
-        return await _replay(url, migrations, supabase), errors
-    finally:
-        try:
-            admin = await asyncpg.connect(server.url())
-            try:
-                await admin.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
-                await admin.execute(f"DROP ROLE IF EXISTS {quote_ident(name)}")
-            finally:
-                await admin.close()
-        finally:
-            if owned:
-                await anyio.to_thread.run_sync(server.stop)
+            errors = await load_with_psql(box.server.bin_dir, box.url, start.ddl)
+        await demote(box.server, box.name)
+        return await _replay(box.url, migrations, supabase), errors
 
 
 async def expected_schema(
@@ -874,9 +856,8 @@ async def detect_drift(
     if not refresh:
         fingerprint = await _current_fingerprint(db, environment, prisma_schema)
         read = time.perf_counter()
-        cached = cache.load(key)
-        findings = DriftFindings.model_validate_json(cached.result) if cached is not None else None
-        if cached is not None and findings is not None and cached.fingerprint == fingerprint:
+        findings = _cached_findings(cache, key, fingerprint)
+        if findings is not None:
             loaded = time.perf_counter()
             since_part = await since_last_apply(
                 db, environment, folder, findings.live_fingerprint, compare=since, shadow=shadow
@@ -912,13 +893,44 @@ async def detect_drift(
             "timings_ms": {**findings.timings_ms, "diff_and_plan": round((time.perf_counter() - replay_done) * 1000, 1)}
         }
     )
-    cache.store(key, CacheEntry(fingerprint=live.fingerprint, result=findings.model_dump_json()))
+    cache.store(key, CacheEntry(fingerprint=live.fingerprint, result=findings.model_dump_json(exclude=_DERIVED)))
     since_part = await since_last_apply(
         db, environment, folder, findings.live_fingerprint, compare=since, live=live.schema, shadow=shadow
     )
     total = {"total": time.perf_counter() - started}
     answer = report(findings, environment, fast=False, allow_data_loss=allow_data_loss, timings=total)
     return answer.model_copy(update={"since_last_apply": since_part})
+
+
+# What a plan derives from its statements (computed fields): left out of the cache, built again on load.
+_PLAN_DERIVED = {"script", "destructive", "blocked_by_data_loss"}
+_DERIVED = {"adopt": _PLAN_DERIVED, "revert": _PLAN_DERIVED}
+
+
+def _cached_findings(cache: DriftCache, key: str, fingerprint: str) -> DriftFindings | None:
+    """The findings cached at this fingerprint (a stale entry is one line read; a foreign one is a miss)."""
+    text = cache.hit(key, fingerprint)
+    if text is None:
+        return None
+    try:
+        with _no_cyclic_gc():
+            return DriftFindings.model_validate_json(text)
+    except ValueError:  # pydantic's ValidationError is one
+        return None
+
+
+@contextlib.contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a large result is built: its passes over the ~10^5 new objects
+    cost more than the building itself (5,000 tables: 26 ms instead of 72; refcounting still frees memory, and
+    nothing awaits inside, so no other task runs meanwhile)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _unknown(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pgshift.tools.model import CompositeType, Domain, Enum
+from pgshift.tools.model import CompositeType, Domain, Enum, RangeType
 from pgshift.tools.plan.context import Context, base_type
 from pgshift.tools.plan.ddl import comment_on
 from pgshift.tools.plan.statement import Hazard, HazardKind, Statement
@@ -130,13 +130,27 @@ def composites_over(type_key: str, ctx: Context) -> list[CompositeType]:
 
 
 def types_over(type_key: str, ctx: Context) -> list[str]:
-    """Keys of the domains and composite types rebuilt along with `type_key`."""
-    return [d.key for d in domains_over(type_key, ctx)] + [c.key for c in composites_over(type_key, ctx)]
+    """Keys of the domains and composite types rebuilt along with `type_key` (and of a range type's multirange)."""
+    multiranges = [r.multirange for r in ctx.target.range_types if r.key == type_key and r.multirange]
+    return [d.key for d in domains_over(type_key, ctx)] + [c.key for c in composites_over(type_key, ctx)] + multiranges
+
+
+def range_options_change(old: RangeType, new: RangeType) -> bool:
+    """Whether a range type itself differs (not only its comment): none of its options can be altered in place."""
+    return (old.subtype, old.subtype_opclass, old.collation, old.subtype_diff, old.multirange) != (
+        new.subtype,
+        new.subtype_opclass,
+        new.collation,
+        new.subtype_diff,
+        new.multirange,
+    )
 
 
 def renames_and_recasts(kind: str, old: object, new: object, ctx: Context) -> bool:
-    """Whether an enum, domain or composite type change goes through rename, create, cast the columns, drop the
-    old type (a composite type in use by a table column cannot change an attribute's type in place)."""
+    """Whether an enum, domain, composite or range type change goes through rename, create, cast the columns, drop
+    the old type (a composite type in use by a table column cannot change an attribute's type in place)."""
+    if isinstance(old, RangeType) and isinstance(new, RangeType):
+        return range_options_change(old, new)
     if isinstance(old, CompositeType) and isinstance(new, CompositeType):
         return _attribute_types_change(old, new) and bool(ctx.columns_of_type(ctx.target, old.key))
     if isinstance(old, Enum) and isinstance(new, Enum):
