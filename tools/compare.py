@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 import asyncpg
@@ -496,7 +497,7 @@ def _starts(cursor: str | None, digest: str, totals: tuple[int, int, int]) -> tu
     return starts
 
 
-def _plan_summary(plan: ClientPlan, script_note: str | None) -> PlanSummary:
+def plan_summary(plan: ClientPlan, script_note: str | None) -> PlanSummary:
     hazards: dict[str, int] = {}
     for s in plan.statements:
         for kind in {h.kind.value for h in s.hazards}:
@@ -563,6 +564,51 @@ def page_differences(
     return list(brief[start:end]), end, False
 
 
+@dataclass(frozen=True)
+class Cut:
+    """One page cut from three lists (differences, statements, not-compared objects), and the cursor to the next."""
+
+    entries: list[Difference | BriefDifference]
+    detail: bool
+    statements: tuple[int, int]
+    uncompared: tuple[int, int]
+    statements_on_one_page: bool
+    next_cursor: str | None
+    page: PageInfo
+
+
+def cut_page(
+    differences: Sequence[Difference],
+    statements: Sequence[Statement],
+    uncompared: Sequence[NotCompared],
+    request: PageRequest,
+    *,
+    with_statements: bool,
+) -> Cut:
+    """The page `request.cursor` points at (the first without one): at most `limit` items of each list, each list
+    also cut at about its byte budget, every item on exactly one page. A cursor from other lists is refused."""
+    digest = _digest(differences, statements, uncompared)
+    d0, s0, u0 = _starts(request.cursor, digest, (len(differences), len(statements), len(uncompared)))
+    entries, d1, detail = page_differences(differences, d0, request.limit, request.detail)
+    statement_sizes = _sizes(statements)
+    s1 = _end(statement_sizes, s0, request.limit, PAGE_BYTES)
+    u1 = _end(_sizes(uncompared), u0, request.limit, UNCOMPARED_PAGE_BYTES)
+    more = d1 < len(differences) or s1 < len(statements) or u1 < len(uncompared)
+    return Cut(
+        entries=entries,
+        detail=detail,
+        statements=(s0, s1),
+        uncompared=(u0, u1),
+        statements_on_one_page=_end(statement_sizes, 0, request.limit, PAGE_BYTES) == len(statements),
+        next_cursor=f"{d1}.{s1}.{u1}.{digest}" if more else None,
+        page=PageInfo(
+            differences=Span(start=d0, count=d1 - d0, total=len(differences)),
+            statements=Span(start=s0, count=s1 - s0, total=len(statements)) if with_statements else None,
+            uncompared=Span(start=u0, count=u1 - u0, total=len(uncompared)) if uncompared else None,
+        ),
+    )
+
+
 def answer_page(result: CompareResult, request: PageRequest | None = None) -> CompareAnswer:
     """One page of a comparison for an MCP client: the summary and the plan in figures first, then up to
     `limit` differences, statements and not-compared objects (each list also cut at about PAGE_BYTES), and
@@ -573,18 +619,13 @@ def answer_page(result: CompareResult, request: PageRequest | None = None) -> Co
     differences = result.differences.data
     statements = list(plan.statements) if plan is not None else []
     uncompared = result.uncompared.data if result.uncompared is not None else []
-    digest = _digest(differences, statements, uncompared)
-    d0, s0, u0 = _starts(request.cursor, digest, (len(differences), len(statements), len(uncompared)))
-    entries, d1, detail = page_differences(differences, d0, request.limit, request.detail)
-    statement_sizes = _sizes(statements)
-    s1 = _end(statement_sizes, s0, request.limit, PAGE_BYTES)
-    u1 = _end(_sizes(uncompared), u0, request.limit, UNCOMPARED_PAGE_BYTES)
-    more = d1 < len(differences) or s1 < len(statements) or u1 < len(uncompared)
+    cut = cut_page(differences, statements, uncompared, request, with_statements=plan is not None)
+    (s0, s1), (u0, u1) = cut.statements, cut.uncompared
     script = plan.script if plan is not None else ""  # rendered once: empty while blocked
     inline = (
         plan is not None
         and not plan.blocked_by_data_loss
-        and _end(statement_sizes, 0, request.limit, PAGE_BYTES) == len(statements)
+        and cut.statements_on_one_page
         and len(script) <= SCRIPT_BYTES
     )
     note = _script_note(plan, inline, len(script), result.source, result.target) if plan is not None else None
@@ -593,22 +634,18 @@ def answer_page(result: CompareResult, request: PageRequest | None = None) -> Co
         target=result.target,
         in_sync=result.in_sync,
         summary=result.summary,
-        plan=_plan_summary(plan, note) if plan is not None else None,
+        plan=plan_summary(plan, note) if plan is not None else None,
         next_step="",
-        next_cursor=f"{d1}.{s1}.{u1}.{digest}" if more else None,
-        page=PageInfo(
-            differences=Span(start=d0, count=d1 - d0, total=len(differences)),
-            statements=Span(start=s0, count=s1 - s0, total=len(statements)) if plan is not None else None,
-            uncompared=Span(start=u0, count=u1 - u0, total=len(uncompared)) if uncompared else None,
-        ),
-        detail=detail,
+        next_cursor=cut.next_cursor,
+        page=cut.page,
+        detail=cut.detail,
         schemas=result.schemas,
         kinds=result.kinds,
         uncompared_count=result.uncompared_count,
         uncompared_differ=result.uncompared_differ,
         uncompared_note=result.uncompared_note,
         timings_ms=result.timings_ms,
-        differences=fence(entries),
+        differences=fence(cut.entries),
         statements=fence(statements[s0:s1]) if plan is not None else None,
         script=fence(script) if inline and s0 == 0 and script else None,
         uncompared=fence(uncompared[u0:u1]) if uncompared else None,

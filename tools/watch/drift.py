@@ -45,10 +45,8 @@ import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 
 from pgshift.tools import ledger
-from pgshift.tools.compare import PAGE_BYTES as LIST_BYTES
 from pgshift.tools.compare import (
     SCRIPT_BYTES,
-    UNCOMPARED_PAGE_BYTES,
     BriefDifference,
     CompareSummary,
     Difference,
@@ -57,15 +55,11 @@ from pgshift.tools.compare import (
     PageInfo,
     PageRequest,
     PlanSummary,
-    Span,
-    _digest,
-    _end,
-    _plan_summary,
-    _sizes,
-    _starts,
     build_result,
+    cut_page,
     not_compared,
     page_differences,
+    plan_summary,
 )
 from pgshift.tools.databases import Databases
 from pgshift.tools.deploy import environment_prisma_schema, migration_state, unknown_to_folder
@@ -568,9 +562,9 @@ def _repair(r: DriftReport, revert_inline: bool, adopt_inline: bool) -> RepairSu
         None if revert_inline else _withheld("revert script", len(revert.script) if revert else 0, f"`{cli} --json`")
     )
     return RepairSummary(
-        adopt=_plan_summary(adopt, adopt_note) if adopt is not None else None,
+        adopt=plan_summary(adopt, adopt_note) if adopt is not None else None,
         adopt_file=_adopt_file(r) if adopt is not None else None,
-        revert=_plan_summary(revert, revert_note) if revert is not None else None,
+        revert=plan_summary(revert, revert_note) if revert is not None else None,
     )
 
 
@@ -598,18 +592,13 @@ def answer_page(r: DriftReport, request: PageRequest | None = None) -> DriftAnsw
     adopt = r.adopt.data if r.adopt is not None else None
     statements = list(revert.statements) if revert is not None else []
     uncompared = r.uncompared.data if r.uncompared is not None else []
-    digest_ = _digest(differences, statements, uncompared)
-    d0, s0, u0 = _starts(request.cursor, digest_, (len(differences), len(statements), len(uncompared)))
-    entries, d1, detail = page_differences(differences, d0, request.limit, request.detail)
-    statement_sizes = _sizes(statements)
-    s1 = _end(statement_sizes, s0, request.limit, LIST_BYTES)
-    u1 = _end(_sizes(uncompared), u0, request.limit, UNCOMPARED_PAGE_BYTES)
-    more = d1 < len(differences) or s1 < len(statements) or u1 < len(uncompared)
+    cut = cut_page(differences, statements, uncompared, request, with_statements=revert is not None)
+    (s0, s1), (u0, u1) = cut.statements, cut.uncompared
     revert_script = revert.script if revert is not None else ""
     revert_inline = (
         revert is not None
         and not revert.blocked_by_data_loss
-        and _end(statement_sizes, 0, request.limit, LIST_BYTES) == len(statements)
+        and cut.statements_on_one_page
         and len(revert_script) <= SCRIPT_BYTES
     )
     adopt_script = adopt.script if adopt is not None else ""
@@ -632,17 +621,13 @@ def answer_page(r: DriftReport, request: PageRequest | None = None) -> DriftAnsw
         pending=r.pending[:PENDING_SHOWN],
         next_steps=r.next_steps,
         next_step="",
-        next_cursor=f"{d1}.{s1}.{u1}.{digest_}" if more else None,
-        page=PageInfo(
-            differences=Span(start=d0, count=d1 - d0, total=len(differences)),
-            statements=Span(start=s0, count=s1 - s0, total=len(statements)) if revert is not None else None,
-            uncompared=Span(start=u0, count=u1 - u0, total=len(uncompared)) if uncompared else None,
-        ),
-        detail=detail,
+        next_cursor=cut.next_cursor,
+        page=cut.page,
+        detail=cut.detail,
         error=r.error,
         uncompared_note=r.uncompared_note,
         timings_ms=r.timings_ms,
-        differences=fence(entries),
+        differences=fence(cut.entries),
         revert_statements=fence(statements[s0:s1]) if revert is not None else None,
         revert_script=fence(revert_script) if revert_inline and first and revert_script else None,
         adopt_script=fence(adopt_script) if adopt_inline and first and adopt_script else None,
