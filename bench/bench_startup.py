@@ -2,6 +2,7 @@
 process against migra on the same drifted pairs, in one run.
 
     python bench/bench_startup.py [--sizes 1000 5000] [--runs 5] [--migra /tmp/migra-venv/bin/migra] [--tree DIR]
+                                  [--no-plan] [--no-startup] [--pair TABLES BASE_URL TARGET_URL ...]
 
 `--tree DIR` (repeatable) measures copies of the source, e.g. before and after a change, in interleaved rounds: every
 child process runs with PYTHONPATH=DIR, so its `server` and `tools` shadow this venv's editable install.
@@ -14,7 +15,9 @@ Measured, each in a fresh process, medians of --runs (interleaved, so load from 
   package), to show where start-up goes;
 - `pgshift compare --source base --target target` (run as `python -m server.cli compare`, what the console
   script runs; whole process: interpreter, imports, connections, both catalog reads, diff, text output) and
-  `migra --unsafe` on the same pair (its own venv: see bench/README.md), for each size; the pairs come from
+  `migra --unsafe` on the same pair (its own venv: see bench/README.md), and `pgshift plan --allow-data-loss`
+  (whole process: both catalog reads with dependencies, the planner, the script, the row checks), for each size,
+  printed as ratios (compare / migra, plan / migra, plan / compare); the pairs come from
   `../shared/tools/genschema.py` as in bench_compare.py.
 """
 
@@ -109,11 +112,12 @@ def import_profile(code: str, tree: Path) -> tuple[float, list[tuple[str, float]
     return sum(per.values()) / 1000, [(k, v / 1000) for k, v in per.most_common(8)]
 
 
-def compare_process(tree: Path, source: str, target: str) -> float:
-    """Seconds of one whole `pgshift compare` process (exit code 2: the pair differs)."""
+def compare_process(tree: Path, source: str, target: str, command: str = "compare") -> float:
+    """Seconds of one whole `pgshift compare` (or `pgshift plan`) process (exit code 2: the pair differs)."""
+    extra = ["--allow-data-loss"] if command == "plan" else []
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "pgshift.server.cli", "compare", "--source", source, "--target", target],
+        [sys.executable, "-m", "pgshift.server.cli", command, "--source", source, "--target", target, *extra],
         capture_output=True,
         text=True,
         env=child_env(tree),
@@ -122,7 +126,7 @@ def compare_process(tree: Path, source: str, target: str) -> float:
     )
     elapsed = time.perf_counter() - started
     if done.returncode != 2:
-        raise SystemExit(f"pgshift compare exited {done.returncode} on a drifted pair: {done.stderr[-500:]}")
+        raise SystemExit(f"pgshift {command} exited {done.returncode} on a drifted pair: {done.stderr[-500:]}")
     return elapsed
 
 
@@ -154,9 +158,15 @@ def startup(trees: list[Path], runs: int) -> None:
             print(f"[{tree}] imports of {label}: {total:.0f} ms (least of {runs}); heaviest (ms): {listed}", flush=True)
 
 
-def compares(trees: list[Path], sizes: list[int], runs: int, migra_bin: str) -> list[tuple[int, Path, float, float]]:
-    """(tables, tree, our median, migra's median) for every size and tree, on the same pairs, rounds interleaved."""
-    if not GENSCHEMA.exists():
+Row = tuple[int, Path, float, float, float]
+
+
+def compares(
+    trees: list[Path], sizes: list[int], runs: int, migra_bin: str, plan: bool, given: list[list[str]] | None = None
+) -> list[Row]:
+    """(tables, tree, our compare's median, migra's median, our plan's median or NaN) for every size and tree, on
+    the same pairs, rounds interleaved. `given`: pairs already built, as [tables, base URL, target URL]."""
+    if not GENSCHEMA.exists() and not given:
         raise SystemExit(f"{GENSCHEMA} not found: it generates the drifted pairs")
     have_migra = Path(migra_bin).exists()
     if not have_migra:
@@ -164,24 +174,33 @@ def compares(trees: list[Path], sizes: list[int], runs: int, migra_bin: str) -> 
     from pgshift.tools.localpg import embedded_server
 
     rows = []
-    server = embedded_server().start()
+    server = embedded_server().start() if not given else None
+    pairs = [(int(n), b, t) for n, b, t in given] if given else [(n, "", "") for n in sizes]
     try:
-        for n in sizes:
-            base, target = build_pair(server.url(), server.url, n, str(server.bin_dir / "psql"))
+        for n, base, target in pairs:
+            if server is not None:
+                base, target = build_pair(server.url(), server.url, n, str(server.bin_dir / "psql"))
             ours: dict[Path, list[float]] = {t: [] for t in trees}
+            plans: dict[Path, list[float]] = {t: [] for t in trees}
             migra: list[float] = []
             for _ in range(runs):
                 for tree in trees:
                     ours[tree].append(compare_process(tree, base, target))
+                    if plan:
+                        plans[tree].append(compare_process(tree, base, target, "plan"))
                 if have_migra:
                     migra.append(run_with_peak([migra_bin, "--unsafe", target, base])[0])
             migra_s = statistics.median(migra) if migra else float("nan")
             print(f"{n} tables: migra {fmt(migra)}", flush=True)
             for tree in trees:
                 print(f"{n} tables: [{tree}] pgshift compare {fmt(ours[tree])}", flush=True)
-                rows.append((n, tree, statistics.median(ours[tree]), migra_s))
+                if plan:
+                    print(f"{n} tables: [{tree}] pgshift plan {fmt(plans[tree])}", flush=True)
+                plan_s = statistics.median(plans[tree]) if plans[tree] else float("nan")
+                rows.append((n, tree, statistics.median(ours[tree]), migra_s, plan_s))
     finally:
-        server.stop()
+        if server is not None:
+            server.stop()
     return rows
 
 
@@ -193,17 +212,35 @@ def main() -> None:
     parser.add_argument(
         "--tree", type=Path, action="append", help="a source tree to measure (repeatable; default: this checkout)"
     )
+    parser.add_argument(
+        "--no-plan", dest="plan", action="store_false", help="leave out `pgshift plan` (timed on the same pairs)"
+    )
+    parser.add_argument(
+        "--pair",
+        nargs=3,
+        action="append",
+        metavar=("TABLES", "BASE_URL", "TARGET_URL"),
+        help="measure a pair already built (genschema's base and target) instead of building --sizes",
+    )
+    parser.add_argument("--no-startup", dest="startup", action="store_false", help="only the whole-process runs")
     args = parser.parse_args()
     trees = [t.resolve() for t in args.tree or [ROOT]]
     print(f"cores: {os.cpu_count()}; runs: {args.runs}; load average before: {os.getloadavg()}", flush=True)
-    startup(trees, args.runs)
-    rows = compares(trees, args.sizes, args.runs, args.migra) if args.sizes else []
+    if args.startup:
+        startup(trees, args.runs)
+    rows = compares(trees, args.sizes, args.runs, args.migra, args.plan, args.pair) if args.sizes or args.pair else []
     print(f"load average after: {os.getloadavg()}")
     if rows:
-        print("\n| tables | source tree | pgshift compare (whole process) | migra (whole process) | ours / migra |")
-        print("|---:|---|---:|---:|---:|")
-        for n, tree, ours_s, migra_s in rows:
-            print(f"| {n:,} | {tree.name} | {ours_s:.2f} s | {migra_s:.2f} s | {ours_s / migra_s:.2f}× |")
+        print(
+            "\n| tables | source tree | pgshift compare (whole process) | migra (whole process) | compare / migra "
+            "| pgshift plan (whole process) | plan / migra | plan / compare |"
+        )
+        print("|---:|---|---:|---:|---:|---:|---:|---:|")
+        for n, tree, ours_s, migra_s, plan_s in rows:
+            print(
+                f"| {n:,} | {tree.name} | {ours_s:.2f} s | {migra_s:.2f} s | {ours_s / migra_s:.2f}× "
+                f"| {plan_s:.2f} s | {plan_s / migra_s:.2f}× | {plan_s / ours_s:.2f}× |"
+            )
 
 
 if __name__ == "__main__":

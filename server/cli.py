@@ -14,6 +14,7 @@ import traceback
 from collections.abc import Sequence
 
 from pgshift.tools.errors import PgshiftError
+from pgshift.tools.options import cli_surface
 
 EXIT_OK, EXIT_ERROR, EXIT_DIFFERENT, EXIT_DATA_LOSS = 0, 1, 2, 3
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command stopped by a closed pipe
@@ -27,6 +28,21 @@ COMMAND_MODULES = (
     ("pgshift.server.drift_commands", "add_drift_commands"),
     ("pgshift.server.dashboard", "add_dashboard_commands"),
 )
+
+
+def add_migrations_argument(parser: argparse.ArgumentParser) -> None:
+    """The migrations folder, one spelling in every command: `--migrations` (`--dir`, an older spelling of
+    `pgshift drift`, still works and is not shown)."""
+    parser.add_argument(
+        "--migrations", metavar="DIR", help="prisma/migrations or supabase/migrations (found when omitted)"
+    )
+    parser.add_argument("--dir", dest="migrations", help=argparse.SUPPRESS)
+
+
+def add_data_loss_argument(parser: argparse.ArgumentParser, help: str, dest: str = "allow_data_loss") -> None:
+    """`--allow-data-loss`, one spelling in every command (`--accept-data-loss` still works and is not shown)."""
+    parser.add_argument("--allow-data-loss", dest=dest, action="store_true", help=help)
+    parser.add_argument("--accept-data-loss", dest=dest, action="store_true", help=argparse.SUPPRESS)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -85,7 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = next((a for a in given if not a.startswith("-")), None)  # the parser has no top-level options
     args = build_parser(command).parse_args(given)
     try:
-        code = int(args.func(args))
+        with cli_surface():  # messages from shared engines name CLI flags, not MCP arguments
+            code = int(args.func(args))
         sys.stdout.flush()  # a closed pipe surfaces here, not in the interpreter's own flush at exit
         return code
     except BrokenPipeError:

@@ -17,11 +17,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from pgshift.server.cli import add_data_loss_argument, add_migrations_argument
 from pgshift.server.config import CONFIGURE_NEXT_STEP, load_environments
+from pgshift.server.progress import TerminalProgress
 from pgshift.tools.compare import KINDS, CompareResult, compare_environments
 from pgshift.tools.databases import Databases, Environment
 from pgshift.tools.errors import ConfigError, PgshiftError
-from pgshift.tools.plan.statement import Plan
+from pgshift.tools.options import ALLOW_DATA_LOSS
+from pgshift.tools.plan.statement import ClientPlan, HazardKind, Plan
 
 EXIT_OK, EXIT_ERROR, EXIT_PENDING, EXIT_DATA_LOSS = 0, 1, 2, 3
 # Names the plan command's callers know it by.
@@ -116,7 +119,7 @@ def render_compare(result: CompareResult) -> str:
 def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", required=True, help="URL or environment name of the desired schema (e.g. local)")
     parser.add_argument("--target", required=True, help="URL or environment name to migrate (e.g. production)")
-    parser.add_argument("--allow-data-loss", action="store_true", help="print the plan even when it deletes data")
+    add_data_loss_argument(parser, "print the plan even when it deletes data")
     parser.add_argument(
         "--online", action="store_true", help="CONCURRENTLY indexes, NOT VALID + VALIDATE, lock_timeout per statement"
     )
@@ -133,6 +136,24 @@ def hazard_report(plan: Plan) -> str:
             head = statement.sql.splitlines()[0]
             kinds = "; ".join(f"{h.kind.value}: {h.message}" for h in statement.hazards)
             lines.append(f"  {i}. {head}\n       {kinds}")
+    return "\n".join(lines)
+
+
+def blocked_plan_text(plan: Plan) -> str:
+    """A plan blocked by data loss, for reading only: every line a SQL comment (psql runs nothing of it), each
+    statement that deletes data marked with what it deletes."""
+    lines = [
+        f"-- pgshift plan: NOT RUNNABLE: {len(plan.destructive)} statement(s) would delete data (marked DELETES DATA).",
+        f"-- Re-run with {ALLOW_DATA_LOSS.rendered('cli')} for the script if the loss is intended.",
+    ]
+    for i, statement in enumerate(plan.statements, 1):
+        lines.append("--")
+        if statement.destructive:
+            lost = "; ".join(h.message for h in statement.hazards if h.kind is HazardKind.DELETES_DATA)
+            lines.append(f"-- [{i}] DELETES DATA: {lost}")
+        else:
+            lines.append(f"-- [{i}]")
+        lines += [f"--   {line}" for line in statement.render().splitlines()]
     return "\n".join(lines)
 
 
@@ -162,10 +183,12 @@ def run_plan(args: argparse.Namespace, environments: Sequence[Environment] = ())
             print(plan.model_dump_json(indent=2))
         return EXIT_OK
     if plan.blocked_by_data_loss:
+        print(ClientPlan.of(plan).model_dump_json(indent=2) if args.json else blocked_plan_text(plan))
         listed = "\n".join(f"  {s.sql.splitlines()[0]}" for s in plan.destructive)
         print(
-            f"pgshift plan: refused, {len(plan.destructive)} statement(s) would delete data:\n{listed}\n"
-            "Nothing was printed or applied. Re-run with --allow-data-loss if the loss is intended.",
+            f"pgshift plan: {len(plan.destructive)} of {len(plan.statements)} statement(s) would delete data:\n"
+            f"{listed}\nThe plan above is printed as comments only (nothing to run, nothing was applied). If the loss "
+            f"is intended, re-run with {ALLOW_DATA_LOSS.rendered('cli')} to get the script.",
             file=sys.stderr,
         )
         return EXIT_DATA_LOSS
@@ -370,7 +393,8 @@ def render_apply(result: Any) -> str:
 
 def _status(args: argparse.Namespace) -> int:
     """`pgshift status`: every configured environment (or `--target` alone) side by side. 0 every environment
-    clean, 2 something pending, failed, edited, missing locally, drifted or unreachable, 1 error."""
+    clean, 2 something pending, failed, edited, missing locally, drifted, unreachable, or drift that could not be
+    determined (unknown is never clean: the reason and the next step are printed), 1 error."""
     from pgshift.tools.watch.status import default_providers, gather_status, render_markdown
     from pgshift.tools.watch.status import render_text as render_status_text
 
@@ -397,12 +421,16 @@ def _deploy(args: argparse.Namespace) -> int:
     from pgshift.tools.deploy import deploy, render_deploy
 
     db, name = _target_db(args.target, writes=True)
+    line = TerminalProgress("deploy")
 
     def call(token: str | None) -> Awaitable[Any]:
-        return deploy(db, name, args.migrations, token)
+        return deploy(db, name, args.migrations, token, progress=line)
 
-    first = _run(db, lambda: call(None))
-    result = _confirmed(first, args.yes, call, db)
+    try:
+        first = _run(db, lambda: call(None))
+        result = _confirmed(first, args.yes, call, db)
+    finally:
+        line.close()
     _emit(result, args.json, render_deploy)
     if result.status == "confirmation_required":
         print(f"pgshift deploy: {named(name)} is protected: re-run with --yes to deploy.", file=sys.stderr)
@@ -412,7 +440,7 @@ def _deploy(args: argparse.Namespace) -> int:
 
 def _approve(args: argparse.Namespace) -> int:
     """`pgshift approve [ID]`: a person at a terminal approves one pending write (0 approved, 2 not, 1 error)."""
-    from pgshift.tools.approval import ApprovalStore, render_request
+    from pgshift.tools.approval import ApprovalStore, render_request, request_line
 
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         print(
@@ -425,11 +453,14 @@ def _approve(args: argparse.Namespace) -> int:
     if args.id is None:
         pending = store.pending()
         for r in pending:
-            print(f"{r.id}  {r.action} on '{r.environment}': {len(r.statements)} statement(s)")
+            print(request_line(r))
         print(f"{len(pending)} pending approval request(s); approve one with: pgshift approve ID", file=sys.stderr)
         return EXIT_OK
     request = store.load(args.id)
     print(render_request(request), end="\n\n", flush=True)
+    kept = kept_on(request.environment, request.url)
+    if kept is not None:
+        print(kept, end="\n\n", flush=True)
     try:
         typed = input(f"Type the environment's name ({request.environment}) to approve, anything else declines: ")
     except EOFError:
@@ -439,8 +470,38 @@ def _approve(args: argparse.Namespace) -> int:
         print("pgshift approve: declined: nothing was approved, and the request is withdrawn.", file=sys.stderr)
         return EXIT_PENDING
     store.approve(request.id, shown=request)
-    print(f"approved: the next call with approval_id={request.id} runs exactly this, once, within its expiry.")
+    print(
+        f"approved: the assistant's next call with approval_id={request.id} runs exactly this, once, before it expires."
+    )
     return EXIT_OK
+
+
+def kept_on(environment: str, url: str) -> str | None:
+    """What undo keeps on the request's environment now (what is kept, its size, until when), when this terminal's
+    configuration has that environment at that URL; None when it cannot be told (the prompt stands without it)."""
+    from pgshift.tools.undo.retention import human_bytes
+    from pgshift.tools.undo.snapshots import kept_data_summary
+
+    try:
+        env = next((e for e in load_environments() if e.name == environment and e.redacted_url == url), None)
+    except PgshiftError:
+        return None
+    if env is None:
+        return None
+    db = Databases([env])
+    try:
+        summary = _run(db, lambda: kept_data_summary(db, environment))
+    except PgshiftError:
+        return None
+    if not summary.tables:
+        return f"Kept for rollback on '{environment}' now: nothing."
+    lines = [f"Kept for rollback on '{environment}' now ({summary.text}):"]
+    lines += [
+        f"  - {e.object}: {e.rows} row(s), {human_bytes(e.bytes)}"
+        + (f", until {e.keep_until:%Y-%m-%d}" if e.keep_until is not None else "")
+        for e in summary.entries
+    ]
+    return "\n".join(lines)
 
 
 def add_schema_commands(sub: Any) -> None:
@@ -480,12 +541,13 @@ def add_schema_commands(sub: Any) -> None:
 
     status = sub.add_parser(
         "status",
-        help="every environment side by side: migrations, drift, last apply, approvals (0 clean, 2 not, 1 error)",
+        help="every environment side by side: migrations, drift, last apply, approvals (0 clean; 2 not clean, "
+        "drift unknown included; 1 error)",
     )
     status.add_argument("--target", help="only this URL or environment (default: every configured environment)")
     status.add_argument("--json", action="store_true", help="print the full result as JSON (same as --format json)")
     status.add_argument("--format", choices=("text", "json", "markdown"), default="text", help="output format")
-    status.add_argument("--migrations", help="prisma/migrations or supabase/migrations (found when omitted)")
+    add_migrations_argument(status)
     status.add_argument(
         "--allow-pending", action="store_true", help="pending migrations do not count (a pull request adds them)"
     )
@@ -493,7 +555,7 @@ def add_schema_commands(sub: Any) -> None:
 
     deploy = sub.add_parser("deploy", help="apply every pending migration in order")
     target(deploy)
-    deploy.add_argument("--migrations", help="prisma/migrations or supabase/migrations (found when omitted)")
+    add_migrations_argument(deploy)
     deploy.add_argument("--yes", action="store_true", help="confirm on a protected target")
     deploy.set_defaults(func=_deploy)
 

@@ -8,6 +8,9 @@
     url_env = "SUPABASE_DB_URL"
     protected = true                  # default: true for 'production', false otherwise
     read_only = false
+    shadow_url_env = "SHADOW_DB_URL"  # optional: where throw-away copies are built (see tools/scratch.py)
+    kept_retention_days = 30          # undo's kept data expires after this (tools/undo/retention.py)
+    keep_snapshots = 20               # newest snapshots kept
 
 With no file: `local` from DATABASE_URL and `production` from SUPABASE_DB_URL, read from the process
 environment or, as Prisma does, from ./.env. An environment whose variable is unset is left out.
@@ -93,6 +96,33 @@ def _size(name: str, value: Any) -> int | None:
     return value
 
 
+def _shadow_url(
+    name: str, spec: Mapping[str, Any], environ: Mapping[str, str], dotenv: Mapping[str, str]
+) -> str | None:
+    """`shadow_url` / `shadow_url_env`: the scratch server for this environment's throw-away copies (tools.scratch)."""
+    url = spec.get("shadow_url")
+    if url is None and "shadow_url_env" in spec:
+        url = _lookup(str(spec["shadow_url_env"]), environ, dotenv)
+        if url is None:
+            raise ConfigError(f"environment '{name}': variable {spec['shadow_url_env']} (shadow_url_env) is not set")
+    if url is not None and (not isinstance(url, str) or not url.startswith(("postgres://", "postgresql://"))):
+        raise ConfigError(f"[environments.{name}] shadow_url must be a postgresql:// URL")
+    return url
+
+
+def _retention(name: str, spec: Mapping[str, Any]) -> dict[str, int]:
+    """`kept_retention_days` (days undo keeps destroyed data; default 30) and `keep_snapshots` (newest snapshots kept;
+    default 20), when set (tools.undo.retention)."""
+    out = {}
+    for key, least in (("kept_retention_days", 0), ("keep_snapshots", 1)):
+        value = spec.get(key)
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ConfigError(f"[environments.{name}] {key} must be a whole number ({least} or more)")
+            out[key] = value
+    return out
+
+
 def _from_table(table: Mapping[str, Any], environ: Mapping[str, str], dotenv: Mapping[str, str]) -> list[Environment]:
     envs = table.get("environments")
     if not isinstance(envs, dict) or not envs:
@@ -101,7 +131,17 @@ def _from_table(table: Mapping[str, Any], environ: Mapping[str, str], dotenv: Ma
     for name, spec in envs.items():
         if not isinstance(spec, dict):
             raise ConfigError(f"[environments.{name}] must be a table")
-        unknown = set(spec) - {"url", "url_env", "protected", "read_only", "max_kept_bytes"}
+        unknown = set(spec) - {
+            "url",
+            "url_env",
+            "protected",
+            "read_only",
+            "max_kept_bytes",
+            "shadow_url",
+            "shadow_url_env",
+            "kept_retention_days",
+            "keep_snapshots",
+        }
         if unknown:
             raise ConfigError(f"[environments.{name}] has unknown keys: {', '.join(sorted(unknown))}")
         url = spec.get("url")
@@ -124,6 +164,8 @@ def _from_table(table: Mapping[str, Any], environ: Mapping[str, str], dotenv: Ma
                 protected=bool(spec.get("protected", name in PROTECTED_BY_DEFAULT)),
                 read_only=bool(spec.get("read_only", False)),
                 max_kept_bytes=_size(name, spec.get("max_kept_bytes")),
+                shadow_url=_shadow_url(name, spec, environ, dotenv),
+                **_retention(name, spec),
             )
         )
     return out

@@ -12,8 +12,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import secrets
 import sys
+import traceback
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -29,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from pgshift.server.cli import DEBUG_ENV_VAR, add_migrations_argument
 from pgshift.server.http import is_loopback
 from pgshift.tools.approval import ApprovalStore
 from pgshift.tools.databases import Databases, Environment
@@ -41,6 +44,9 @@ DEFAULT_INTERVAL_S = 5.0
 WEBHOOK_TIMEOUT_S = 5.0
 LOOPBACK_NAMES = ["127.0.0.1", "localhost", "[::1]", "::1"]
 _NONCE = "__PGSHIFT_NONCE__"
+# The page is package data of this module's own package, found by the package's real name (never a folder of the
+# checkout): `pgshift.server` installed from the wheel, from an editable install or from the demo alike.
+PACKAGE = __package__ or "pgshift.server"
 _INTERVAL = "__PGSHIFT_INTERVAL_MS__"
 
 
@@ -60,8 +66,33 @@ def security_headers(nonce: str) -> dict[str, str]:
 
 def page(interval_s: float, nonce: str) -> str:
     """The page with this response's nonce and the refresh interval (no data: the script fetches it)."""
-    template = files("server").joinpath("dashboard.html").read_text(encoding="utf-8")
+    template = files(PACKAGE).joinpath("dashboard.html").read_text(encoding="utf-8")
     return template.replace(_NONCE, nonce).replace(_INTERVAL, str(int(interval_s * 1000)))
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def guarded(handler: Handler) -> Handler:
+    """A handler that never lets an exception reach the server's log: a bug answers 500 with one line on stderr
+    naming it; the traceback (which could quote a secret) only with PGSHIFT_DEBUG=1."""
+
+    async def run(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except Exception as exc:
+            print(
+                f"pgshift dashboard: unexpected {type(exc).__name__} answering {request.url.path}; "
+                f"set {DEBUG_ENV_VAR}=1 for the traceback",
+                file=sys.stderr,
+                flush=True,
+            )
+            if os.environ.get(DEBUG_ENV_VAR):
+                traceback.print_exc()
+            body = {"error": f"internal error ({type(exc).__name__}): the terminal running pgshift dashboard says more"}
+            return JSONResponse(body, status_code=500, headers=security_headers(secrets.token_urlsafe(16)))
+
+    return run
 
 
 def dashboard_app(
@@ -101,7 +132,10 @@ def dashboard_app(
             await db.close()
 
     middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)] if allowed_hosts else []
-    routes = [Route("/", index, methods=["GET"]), Route("/status.json", status_json, methods=["GET"])]
+    routes = [
+        Route("/", guarded(index), methods=["GET"]),
+        Route("/status.json", guarded(status_json), methods=["GET"]),
+    ]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 
 
@@ -247,12 +281,12 @@ def add_dashboard_commands(sub: Any) -> None:
     dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on (anything else is warned about)")
     dashboard.add_argument("--port", type=int, default=DEFAULT_PORT)
     dashboard.add_argument("--interval", type=float, default=DEFAULT_INTERVAL_S, help="seconds between refreshes")
-    dashboard.add_argument("--migrations", help="prisma/migrations or supabase/migrations (found when omitted)")
+    add_migrations_argument(dashboard)
     dashboard.set_defaults(func=_dashboard)
 
     watching = sub.add_parser("watch", help="re-check the status; one JSON line per change, optionally to a webhook")
     watching.add_argument("--interval", type=float, default=60.0, help="seconds between checks (default 60)")
     watching.add_argument("--webhook", help="POST each line here (http or https)")
     watching.add_argument("--count", type=int, help="stop after this many checks (default: never)")
-    watching.add_argument("--migrations", help="prisma/migrations or supabase/migrations (found when omitted)")
+    add_migrations_argument(watching)
     watching.set_defaults(func=_watch)

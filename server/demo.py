@@ -27,7 +27,7 @@ from typing import Any, Literal, TextIO
 import anyio
 import asyncpg
 
-from pgshift.tools.localpg import embedded_server
+from pgshift.tools.localpg import LocalPostgres, embedded_server, pg15_bin_dir
 
 SAMPLE = Path(__file__).resolve().parents[1] / "tools" / "sample"
 Mode = Literal["story", "verbose", "json"]
@@ -158,7 +158,13 @@ def say_deploy(answer: dict[str, Any]) -> str:
     if answer.get("status") == "up_to_date" or not applied:
         return f"'{env}' is up to date: nothing to apply ({answer.get('status')})"
     names = ", ".join(f"{a.get('name')} ({count(a.get('statements') or 0, 'statement')})" for a in applied)
-    return f"applied {names} to '{env}', recorded in {count(len(answer.get('recorded_in', [])), 'history table')}"
+    return f"applied {names} to '{env}', recorded in {recorded_in(answer)}"
+
+
+def recorded_in(answer: dict[str, Any]) -> str:
+    """The history tables written, by name (a Prisma migration goes to three, a script given as sql to pgshift's
+    and Supabase's only: a count alone reads as a contradiction)."""
+    return ", ".join(answer.get("recorded_in", [])) or "no history table"
 
 
 def history_tables(answer: dict[str, Any]) -> str:
@@ -296,11 +302,9 @@ def say_advisors(answer: dict[str, Any]) -> str:
 
 
 def say_apply(answer: dict[str, Any]) -> str:
-    recorded = answer.get("recorded_in", [])
     return (
         f"{answer.get('status')}: {count(len(answer.get('statements', [])), 'statement')} on "
-        f"'{answer.get('environment')}' in {answer.get('duration_ms')} ms; recorded in "
-        f"{count(len(recorded), 'history table')}"
+        f"'{answer.get('environment')}' in {answer.get('duration_ms')} ms; recorded in {recorded_in(answer)}"
     )
 
 
@@ -396,9 +400,8 @@ def _short(name: str) -> str:
 def approval_line(message: str) -> str:
     """One line for an elicitation: what the person is asked to approve (the full request is in --verbose)."""
     what = next((line.strip() for line in message.splitlines() if " on protected environment " in line), "a write")
-    what = what.replace(" on protected environment ", " on protected ")
-    statements = sum(1 for line in message.splitlines() if line.startswith("--- "))
-    return f"asked in the client to approve {what}, {count(statements, 'statement')}: approves"
+    what = what.replace(" on protected environment ", " on protected ")  # the prompt's line counts the statements
+    return f"asked in the client to approve {what}: approves"
 
 
 # ------------------------------------------------------------------------------------------------ telling
@@ -613,7 +616,7 @@ def tool_kinds(tools: list[Any]) -> str:
 async def drive(
     local_url: str, production_url: str, project: Path, teller: Teller, chapters: Sequence[Chapter] = CHAPTERS
 ) -> bool:
-    """Run the story against two databases through `python -m server` over stdio; True when it ends in sync."""
+    """Run the story against two databases through `python -m pgshift` over stdio; True when it ends in sync."""
     from mcp import Client, types
     from mcp.client.stdio import StdioServerParameters
 
@@ -633,7 +636,7 @@ async def drive(
         tools = (await client.list_tools()).tools
         teller.tools[:] = [t.name for t in tools]
         teller.header(
-            f"MCP over stdio to `python -m server`: {len(tools)} tools ({tool_kinds(tools)}), "
+            f"MCP over stdio to `python -m pgshift`: {len(tools)} tools ({tool_kinds(tools)}), "
             f"ready in {time.monotonic() - started:.1f} s"
         )
         in_sync = await tell_story(Scene(client, project, local_url, production_url, teller), chapters)
@@ -656,7 +659,9 @@ def run_demo(mode: Mode = "story", out: TextIO | None = None) -> int:
     teller = Teller(out, mode)
     if mode != "json":
         print("pgshift demo: starting two throw-away PostgreSQL servers on 127.0.0.1 ...", file=out, flush=True)
-    local, production = embedded_server(), embedded_server()
+    # Production on PostgreSQL 15 when it is installed (hosted Supabase projects run 15 or 17), else the embedded 18.
+    bin_15 = pg15_bin_dir()
+    local, production = embedded_server(), LocalPostgres(bin_15) if bin_15 is not None else embedded_server()
     try:
         local.start()
         production.start()

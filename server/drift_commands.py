@@ -1,6 +1,6 @@
 """`pgshift drift`: the live target against its migrations folder, a CI drift gate.
 
-    pgshift drift --target production [--dir supabase/migrations] [--json | --format markdown] [--adopt NAME]
+    pgshift drift --target production [--migrations supabase/migrations] [--format json|markdown] [--adopt NAME]
 
 Exit 0 no drift, 2 drift (objects changed by hand or history problems), 1 error (drift unknown included).
 With --adopt NAME the drift is written as a new migration file instead (exit 0 written or nothing to adopt).
@@ -11,11 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Awaitable
 from typing import Any
 
-from pgshift.server.cli import EXIT_DIFFERENT, EXIT_ERROR, EXIT_OK
-from pgshift.server.commands import _run, _target_db
+from pgshift.server.cli import EXIT_DIFFERENT, EXIT_ERROR, EXIT_OK, add_data_loss_argument, add_migrations_argument
+from pgshift.server.commands import _run, _target_db, output_format
+from pgshift.server.progress import TerminalProgress
 from pgshift.tools.errors import PgshiftError
+from pgshift.tools.progress import reported
 from pgshift.tools.watch.drift import AdoptResult, DriftReport, SinceLastApply, adopt_drift, detect_drift
 
 SIGN = {"added": "+", "removed": "-", "changed": "~"}
@@ -30,7 +33,7 @@ def _cell(value: object) -> str:
 def render_text(r: DriftReport) -> str:
     """One line per drifted object (fields indented), then the history problems and what to do."""
     s = r.summary
-    fast = " (fast path: unchanged since the last check)" if r.from_fast_path else ""
+    fast = f" (drift path: {r.drift_path}" + (", unchanged since the last check)" if r.from_fast_path else ")")
     if r.state == "unknown":
         head = f"'{r.environment}': drift unknown: {r.error}"
     elif r.state == "none":
@@ -109,16 +112,28 @@ def _drift(args: argparse.Namespace) -> int:
 def _drift_or_raise(args: argparse.Namespace) -> int:
     db, name = _target_db(args.target)
     if args.adopt:
-        adopted: AdoptResult = _run(db, lambda: adopt_drift(db, name, args.adopt, args.dir))
-        print(adopted.model_dump_json(indent=2) if args.json else render_adopt(adopted))
+        adopted: AdoptResult = _run(db, lambda: adopt_drift(db, name, args.adopt, args.migrations))
+        print(adopted.model_dump_json(indent=2) if output_format(args) == "json" else render_adopt(adopted))
         return EXIT_OK
-    report: DriftReport = _run(
-        db,
-        lambda: detect_drift(
-            db, name, args.dir, allow_data_loss=args.allow_data_loss, refresh=args.refresh, since=args.since_last_apply
-        ),
-    )
-    if args.json:
+    line = TerminalProgress("drift")
+
+    def work() -> Awaitable[DriftReport]:
+        checked = detect_drift(
+            db,
+            name,
+            args.migrations,
+            allow_data_loss=args.allow_data_loss,
+            refresh=args.refresh,
+            since=args.since_last_apply,
+            plans=output_format(args) != "text",  # text shows neither plan: a CI gate skips planning them
+        )
+        return reported(line, "checking drift (replaying the migrations)", checked)
+
+    try:
+        report: DriftReport = _run(db, work)
+    finally:
+        line.close()
+    if output_format(args) == "json":
         print(report.model_dump_json(indent=2))
     elif args.format == "markdown":
         print(render_markdown(report))
@@ -134,11 +149,11 @@ def add_drift_commands(sub: Any) -> None:
     """Register `pgshift drift` on the `pgshift` parser."""
     p = sub.add_parser("drift", help="the target against its migrations folder (0 no drift, 2 drift, 1 error)")
     p.add_argument("--target", required=True, help="postgresql:// URL or configured environment name")
-    p.add_argument("--dir", help="prisma/migrations or supabase/migrations (found when omitted)")
-    p.add_argument("--json", action="store_true", help="print the full result as JSON")
-    p.add_argument("--format", choices=["text", "markdown"], default="text", help="text (default) or markdown")
+    add_migrations_argument(p)
+    p.add_argument("--json", action="store_true", help="print the full result as JSON (same as --format json)")
+    p.add_argument("--format", choices=["text", "json", "markdown"], default="text", help="output format")
     p.add_argument("--adopt", metavar="NAME", help="write the drift as a new migration file named NAME")
-    p.add_argument("--allow-data-loss", action="store_true", help="print the revert script even when it deletes data")
+    add_data_loss_argument(p, "print the revert script even when it deletes data")
     p.add_argument("--refresh", action="store_true", help="skip the fast path: re-read and replay")
     p.add_argument(
         "--since-last-apply",

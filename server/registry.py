@@ -27,6 +27,7 @@ from pydantic_core import ErrorDetails
 
 from pgshift.server.app import AppState
 from pgshift.server.config import CONFIGURE_NEXT_STEP
+from pgshift.server.progress import mcp_progress
 from pgshift.tools import apply, catalog, compare, execute
 from pgshift.tools import deploy as deploying
 from pgshift.tools.approval import ApprovalRequest, Drafts, describe
@@ -376,8 +377,8 @@ def register_tools(app: MCPServer[AppState]) -> None:
     ) -> execute.ExecuteResult:
         """Run one SQL statement. By default it runs in a READ ONLY transaction enforced by PostgreSQL, with a
         statement timeout, so it cannot change anything. With write=true (environment not read_only) it commits;
-        on a protected environment it runs only after a person approved this exact SQL: the client asks them, or
-        the first call runs nothing and returns an approval_id for the person to approve at a terminal."""
+        on a protected environment it runs only after a person approved this exact SQL (the client asks them, or
+        `pgshift approve <approval_id>` at a terminal)."""
         st = state(ctx)
         if first is not None:
             return await settle(
@@ -420,7 +421,15 @@ def register_tools(app: MCPServer[AppState]) -> None:
         applied."""
         options = compare.PlanOptions(allow_data_loss=allow_data_loss, online=online) if plan else None
         result = await compare.compare_schemas(
-            state(ctx).db, source, target, schemas, include_kinds, exclude_kinds, include_managed, options
+            state(ctx).db,
+            source,
+            target,
+            schemas,
+            include_kinds,
+            exclude_kinds,
+            include_managed,
+            options,
+            progress=mcp_progress(ctx),
         )
         return compare.answer_page(result, compare.PageRequest(limit=limit, cursor=cursor, detail=detail))
 
@@ -461,11 +470,10 @@ def register_tools(app: MCPServer[AppState]) -> None:
         first: Annotated[Draft[apply.ApplyResult] | None, Resolve(draft_apply)] = None,
         answer: Annotated[ElicitationResult[Approval], Resolve(ask_apply)] = None,  # type: ignore[assignment]
     ) -> ApplyAnswer:
-        """Apply one migration: prepared as check_migration does, under an advisory lock with lock and statement
-        timeouts, statements and history rows in one transaction (non-transactional statements run one by one), a
-        snapshot taken first for rollback, recorded under the migration's own version in every history table. A
-        protected environment runs it only after a person approved these exact statements on the current schema
-        (the client asks them, or the first call returns an approval_id for `pgshift approve`)."""
+        """Apply one migration: prepared as check_migration does, under an advisory lock with timeouts, statements
+        and history rows in one transaction (the file's own transactions honoured), a snapshot taken first for
+        rollback, recorded under its own version in every history table. A protected environment runs it only after
+        a person approved these exact statements (the client asks them, or `pgshift approve <approval_id>`)."""
         st = state(ctx)
         project_path(migration)
 
@@ -489,8 +497,7 @@ def register_tools(app: MCPServer[AppState]) -> None:
         offset: Annotated[int, Field(description="First migration of the page: the next_offset of the last", ge=0)] = 0,
     ) -> MigrationPage:
         """The migrations folder against each environment's history, side by side: applied, pending, failed,
-        edited after apply (checksum differs), and recorded in the database but missing locally. Counts per
-        environment first, then one page of the migrations, oldest first."""
+        edited after apply, missing locally. Counts first, then one page of migrations, oldest first."""
         status = await deploying.list_migrations(state(ctx).db, project_path(directory), environments)
         return migration_page(status, limit, offset)
 
@@ -509,15 +516,16 @@ def register_tools(app: MCPServer[AppState]) -> None:
         answer: Annotated[ElicitationResult[Approval], Resolve(ask_deploy)] = None,  # type: ignore[assignment]
     ) -> deploying.DeployAnswer:
         """Apply every pending migration of the folder to an environment, in order. Stops at the first failure with
-        that migration fully undone and the earlier ones recorded. On a protected environment it runs only after a
-        person approved exactly these migrations (elicitation, or `pgshift approve <approval_id>` at a terminal).
-        Answers the summary first (status, counts, the failed migration with its error and statements, the first
-        snapshot, kept bytes), then one compact row per migration; next_step says where the rest is."""
+        that migration undone and the earlier ones recorded. On a protected environment it runs only after a person
+        approved exactly these migrations (elicitation, or `pgshift approve <approval_id>` at a terminal). Summary
+        first, then one compact row per migration."""
         st = state(ctx)
         project_path(directory)
 
         async def run(request_id: str | None) -> deploying.DeployResult:
-            return await deploying.deploy(st.db, environment, directory, request_id, approvals=st.approvals)
+            return await deploying.deploy(
+                st.db, environment, directory, request_id, approvals=st.approvals, progress=mcp_progress(ctx)
+            )
 
         result = await (settle(ctx, first, answer, run) if first is not None else run(approval_id))
         return deploying.deploy_answer(result, deploying.failed_migration_statements(result), detail)

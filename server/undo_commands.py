@@ -13,7 +13,10 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
+from pgshift.server.cli import add_data_loss_argument
 from pgshift.server.commands import EXIT_OK, EXIT_PENDING, _confirmed, _emit, _run, _target_db, named
+from pgshift.server.progress import TerminalProgress
+from pgshift.tools.progress import reported
 from pgshift.tools.undo.rollback import RollbackResult, rollback
 from pgshift.tools.undo.snapshots import (
     DiscardResult,
@@ -63,9 +66,10 @@ def _snapshots(args: argparse.Namespace) -> int:
 
 def _rollback(args: argparse.Namespace) -> int:
     db, name = _target_db(args.target, writes=True)
+    line = TerminalProgress("rollback")
 
     def call(token: str | None) -> Awaitable[Any]:
-        return rollback(
+        work = rollback(
             db,
             name,
             migration=args.migration,
@@ -75,9 +79,13 @@ def _rollback(args: argparse.Namespace) -> int:
             approval_id=token,
             dry_run=args.dry_run,
         )
+        return reported(line, "planning, verifying and rolling back", work)
 
-    first = _run(db, lambda: call(None))
-    result = _confirmed(first, args.yes, call, db)
+    try:
+        first = _run(db, lambda: call(None))
+        result = _confirmed(first, args.yes, call, db)
+    finally:
+        line.close()
     _emit(result, args.json, render_rollback)
     if result.status == "confirmation_required":
         print(f"pgshift rollback: {named(name)} is protected: re-run with --yes to roll back.", file=sys.stderr)
@@ -118,7 +126,7 @@ def add_undo_commands(sub: Any) -> None:
     which.add_argument("--migration", help="roll back this migration version (to the snapshot taken before it)")
     which.add_argument("--to-version", help="roll back every migration after this version")
     which.add_argument("--snapshot", type=int, help="roll back to this snapshot id")
-    back.add_argument("--accept-data-loss", action="store_true", help="lose data written since that nothing kept")
+    add_data_loss_argument(back, "lose data written since that nothing kept", dest="accept_data_loss")
     back.add_argument("--dry-run", action="store_true", help="plan and verify in a rolled-back transaction only")
     back.add_argument("--yes", action="store_true", help="confirm on a protected target")
     back.add_argument("--json", action="store_true", help="print the result as JSON")

@@ -18,6 +18,7 @@ from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from pgshift.server.app import AppState
+from pgshift.server.progress import mcp_progress
 from pgshift.server.registry import (
     _DRAFTING_ERRORS,
     APPROVAL_ID,
@@ -34,6 +35,7 @@ from pgshift.server.registry import (
     state,
 )
 from pgshift.tools.approval import Drafts
+from pgshift.tools.progress import reported
 from pgshift.tools.undo.rollback import RollbackResult, rollback
 from pgshift.tools.undo.snapshots import SnapshotList, SnapshotResult, VerifyResult, list_snapshots, snapshot_schema
 from pgshift.tools.undo.snapshots import verify_snapshot as verify
@@ -83,7 +85,11 @@ def register_undo_tools(app: MCPServer[AppState]) -> None:
         ctx: Context,
         label: Annotated[str | None, Field(description="A label for the snapshot")] = None,
         to_file: Annotated[
-            bool, Field(description="Also write the DDL to .pgshift/snapshots/<environment>/<id>.sql in the project")
+            bool,
+            Field(
+                description="Also write the DDL to a new file .pgshift/snapshots/<environment>/<id>.sql (never "
+                "overwritten, never through a link)"
+            ),
         ] = False,
     ) -> SnapshotResult:
         """Record the environment's schema now: its fingerprint and a loadable DDL form (pg_dump --schema-only) in
@@ -110,7 +116,7 @@ def register_undo_tools(app: MCPServer[AppState]) -> None:
     ) -> VerifyResult:
         """Test a restore: load the snapshot's DDL into a throw-away local PostgreSQL and prove it reaches the
         fingerprint recorded when it was taken. The environment is only read."""
-        return await verify(state(ctx).db, environment, snapshot)
+        return await reported(mcp_progress(ctx), "verifying the snapshot", verify(state(ctx).db, environment, snapshot))
 
     async def rollback_tool(
         environment: Env,
@@ -124,16 +130,15 @@ def register_undo_tools(app: MCPServer[AppState]) -> None:
         first: Annotated[Draft[Any] | None, Resolve(draft_rollback)] = None,
         answer: Annotated[ElicitationResult[Approval], Resolve(ask_rollback)] = None,  # type: ignore[assignment]
     ) -> RollbackResult:
-        """Return the environment's schema to a snapshot (pass exactly one of migration, to_version, snapshot): the
-        planner's plan from the live schema back to it, renames undone by renaming back, kept data written back,
-        verified against the snapshot's fingerprint in a rolled-back dry run and in the real run (or nothing
-        commits). Dropping data nothing kept is a blocker unless accept_data_loss. Works after a half-failed or
-        hand-made change. Afterwards the migration is pending again in every history. A protected environment
-        needs a person's approval (showing what is lost and restored)."""
+        """Return the environment's schema to a snapshot (pass one of migration, to_version, snapshot): planned from
+        the live schema, renames undone, kept data written back, verified against the snapshot's fingerprint in a
+        dry run and in the real run (or nothing commits). Dropping data nothing kept is a blocker unless
+        accept_data_loss. Afterwards the migration is pending again in every history. A protected environment needs
+        a person's approval."""
         st = state(ctx)
 
         async def run(request_id: str | None) -> RollbackResult:
-            return await rollback(
+            work = rollback(
                 st.db,
                 environment,
                 migration,
@@ -144,6 +149,7 @@ def register_undo_tools(app: MCPServer[AppState]) -> None:
                 dry_run,
                 approvals=st.approvals,
             )
+            return await reported(mcp_progress(ctx), "rolling back", work)
 
         if first is not None:
             return await settle(ctx, first, answer, run)

@@ -23,6 +23,61 @@ CORPUS = Path(__file__).resolve().parent / "corpus"
 EXTRA_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """A plain `pytest` runs in parallel, one test file per worker (`-n auto --dist loadfile`).
+
+    Only when pytest-xdist is active and no `-n`/`--tx` was given (and not under `--pdb`): so `pytest -p no:xdist`,
+    `pytest -n 0` and `pytest -n 2` all mean what they say. Runs before xdist's own hook, which starts the workers.
+    """
+    if not config.pluginmanager.hasplugin("xdist") or hasattr(config, "workerinput"):
+        return
+    option = config.option
+    if option.numprocesses is None and not option.tx and not option.usepdb:
+        option.numprocesses = "auto"
+    if option.numprocesses and option.dist == "no":
+        option.dist = "loadfile"
+
+
+FAST_FILES = frozenset(
+    {
+        # The pure middle: parsing, rules, diff, plan, lint (no database, or one small one).
+        "test_diff.py",
+        "test_lint.py",
+        "test_parse.py",
+        "test_paths.py",
+        "test_plan.py",
+        "test_redaction.py",
+        "test_safety_rules.py",
+        # The quick edges: introspection, compare, the history, config, connections, the MCP tools, status.
+        "test_advisors.py",
+        "test_compare.py",
+        "test_config.py",
+        "test_connections.py",
+        "test_folder.py",
+        "test_introspect.py",
+        "test_ledger.py",
+        "test_locks.py",
+        "test_safety_execute.py",
+        "test_server_tools.py",
+        "test_status.py",
+        "test_supabase_objects.py",
+        "test_uncompared.py",
+    }
+)
+"""The fast subset, `pytest -m "not slow"` (under 90 s on 2 cores): every other test file is marked `slow` at
+collection (whole chains, corpora, shadow servers, subprocesses, browsers, the installed wheel). A new file is slow
+until it is added here; keep the subset's time in check with `pytest -m "not slow" --durations=20`."""
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `slow` every test outside FAST_FILES, before `-m` selects (this hook runs ahead of pytest's own)."""
+    for item in items:
+        if item.path.name not in FAST_FILES:
+            item.add_marker(pytest.mark.slow)
+
+
 def corpus_root() -> Path:
     """The vendored corpora (tests/corpus): migra cases, four real migration chains, genschema's pair."""
     return CORPUS

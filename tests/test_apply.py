@@ -272,17 +272,19 @@ async def test_a_failure_after_a_concurrent_index_says_exactly_which_statements_
     assert supabase_rows == 0
 
 
-async def test_the_scripts_own_begin_and_commit_merge_into_one_transaction(db18: str) -> None:
+async def test_the_scripts_own_begin_and_commit_are_honoured_as_psql_and_prisma_run_them(db18: str) -> None:
+    # issue 17: each COMMIT ends a transaction (tests/test_runner_own_transaction.py has the details).
     db = target(db18)
     before = await snapshot(db18)
     script = "BEGIN;\nCREATE TABLE a (id int);\nCOMMIT;\nBEGIN;\nCREATE TABLE b (id nosuchtype);\nCOMMIT;\n"
     try:
-        with pytest.raises(DatabaseError, match="nothing of this migration remains"):
+        with pytest.raises(DatabaseError, match="NOT recorded as applied"):
             await apply_migration(db, "target", "tx", sql=script, version="1")
-        result = await apply_migration(db, "target", "tx", sql=script.replace("nosuchtype", "int"), version="1")
+        fixed = script.replace("nosuchtype", "int").replace("TABLE a", "TABLE IF NOT EXISTS a")
+        result = await apply_migration(db, "target", "tx", sql=fixed, version="1")
     finally:
         await db.close()
-    assert (result.status, result.mode, len(result.statements)) == ("applied", "single_transaction", 2)
+    assert (result.status, result.mode, len(result.statements)) == ("applied", "stepwise", 2)
     assert before != await snapshot(db18)
 
 

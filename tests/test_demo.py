@@ -35,6 +35,7 @@ from pgshift.server.registry import DRY_RUN, READ, WRITE
 from pgshift.tools.localpg import LocalPostgres
 from pgshift.tools.migrations.parse import split_statements
 from pgshift.tools.migrations.rewrite import RewriteKind, rewrite_for_target
+from pgshift.tools.undo.retention import KeptSummary
 from pgshift.tools.undo.rollback import RestoreStep, RollbackPlan, RollbackResult, RollbackStep
 from pgshift.tools.undo.snapshots import SnapshotInfo, SnapshotList, VerifyResult
 from pgshift.tools.untrusted import fence
@@ -116,7 +117,10 @@ def test_the_undo_chapter_says_what_was_kept_verified_and_restored() -> None:
         id=3, taken_at=now, age_seconds=1, ddl_bytes=900, fingerprint="f" * 64, server_version="18.6",
         precedes_version="20261202100000", precedes_name="drop_description", kept_bytes=80, kept_rows=2,
     )  # fmt: skip
-    listed = SnapshotList(environment="local", total=1, snapshots=fence([snapshot]), total_kept_bytes=80)
+    kept = KeptSummary(tables=1, rows=2, bytes=80, oldest=now, until=now)
+    listed = SnapshotList(
+        environment="local", total=1, snapshots=fence([snapshot]), total_kept_bytes=80, kept=fence(kept)
+    )
     verified = VerifyResult(
         environment="local", snapshot_id=3, verified=True, recorded_fingerprint="f", loaded_fingerprint="f", message=""
     )

@@ -50,7 +50,7 @@ async def standoff(fresh_db: str) -> AsyncIterator[Standoff]:
     await holder.execute("LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE; SELECT count(*) FROM other")
     await waiter.execute("SET lock_timeout = '30s'")
     waiter_pid = waiter.get_server_pid()
-    blocked = asyncio.ensure_future(waiter.fetchval(f"SELECT count(*) FROM accounts /* {INJECTION} */"))
+    blocked = asyncio.ensure_future(waiter.fetchval(f'SELECT count(*) AS "{INJECTION}" FROM accounts'))
     try:
         await wait_until_blocked(monitor, waiter_pid)
         yield Standoff(fresh_db, holder.get_server_pid(), waiter_pid)

@@ -221,7 +221,7 @@ def two_phase_server() -> Iterator[LocalPostgres]:
     try:
         server._run(
             [
-                str(server.bin_dir / "psql"),
+                server._program("psql"),  # as the server's user: the copy it can run, not the venv's (0700 home)
                 "-X",
                 "-q",
                 "-c",
@@ -231,9 +231,7 @@ def two_phase_server() -> Iterator[LocalPostgres]:
         )
         assert server.datadir is not None
         log = str(server.datadir.parent / "restart.log")  # pg_ctl must not hand our pipes to the server
-        server._run(
-            [str(server.bin_dir / "pg_ctl"), "-D", str(server.datadir), "-l", log, "-w", "-m", "fast", "restart"]
-        )
+        server._run([server._program("pg_ctl"), "-D", str(server.datadir), "-l", log, "-w", "-m", "fast", "restart"])
         yield server
     finally:
         server.stop()

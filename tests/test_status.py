@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
 import secrets
 import shlex
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,11 +197,12 @@ async def test_drift_and_snapshot_providers_fill_their_columns_and_a_failing_pro
     row, broken = status.environments
     assert row.drift is not None and row.drift.state == "drift"
     assert (row.drift.objects, row.drift.detail) == (2, "manual_fix, snaps")
-    assert row.problems == ["1 missing locally", "drift (2 object(s), 0 history problem(s))"]
+    assert row.problems == ["1 missing locally", "drift (2 object(s))"]  # no "0 history problem(s)" noise
     assert row.snapshots is not None and row.snapshots.count == 2
     assert broken.drift is not None and broken.drift.state == "unknown" and broken.reachable
     assert "could not reach" in (broken.drift.detail or "") and "Sup3rSecretPw" not in (broken.drift.detail or "")
-    assert "drift (" not in " ".join(broken.problems)  # unknown is reported, not counted as drift
+    assert "drift (" not in " ".join(broken.problems)  # unknown is not counted as drift objects...
+    assert [p for p in broken.problems if p.startswith("drift unknown: ")] and not status.clean  # ...nor as clean
     assert digest(status)["environments"]["production"]["drift"] == "drift"
 
 
@@ -359,3 +363,92 @@ async def test_the_snapshot_column_counts_the_snapshots_each_apply_recorded(pair
         await conn.close()
     assert cells["production"] is not None and cells["production"].count == recorded >= 1
     assert cells["production"].latest_at is not None and cells["production"].error is None
+
+
+PGSHIFT = Path(sys.executable).with_name("pgshift")  # the console script users run
+
+
+def pgshift(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`pgshift ARGS` as a user runs it: the console script, from a folder outside the checkout."""
+    env = {**os.environ, "PGSHIFT_STATE_DIR": str(cwd / "state"), "PGSHIFT_NO_PROGRESS": "1"}
+    for name in ("DATABASE_URL", "SUPABASE_DB_URL", "PGSHIFT_DEBUG"):
+        env.pop(name, None)
+    return subprocess.run([str(PGSHIFT), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow  # deploy, rollback (verified on a scratch server) and two status runs through the console script
+def test_after_a_rollback_status_says_rolled_back_in_words_and_every_status_reader_answers(
+    pg18: LocalPostgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = asyncio.run(create_database(pg18, "rb"))
+    try:
+        prisma_folder(tmp_path, MIGRATIONS)
+        assert pgshift(tmp_path, "deploy", "--target", url, "--yes").returncode == 0
+        back = pgshift(tmp_path, "rollback", "--target", url, "--migration", "20240102000000", "--yes")
+        assert back.returncode == 0, back.stdout + back.stderr
+
+        shown = pgshift(tmp_path, "status", "--target", url)
+        assert shown.returncode == 2, shown.stdout + shown.stderr  # two is pending again: not clean, no crash
+        assert "unexpected" not in shown.stderr and "Traceback" not in shown.stderr
+        assert re.search(r"rolled back 20240102000000_two (just now|\d+ min ago)", shown.stdout), shown.stdout
+        as_json = json.loads(pgshift(tmp_path, "status", "--target", url, "--json").stdout)
+        assert as_json["environments"][0]["last_apply"]["data"]["outcome"] == "rolled_back"
+
+        monkeypatch.chdir(tmp_path)
+        status = asyncio.run(_mcp_status_and_dashboard(url, tmp_path))
+        assert status == ("rolled_back", 200)
+    finally:
+        asyncio.run(drop_database(pg18, url))
+
+
+async def _mcp_status_and_dashboard(url: str, project: Path) -> tuple[str, int]:
+    from mcp import Client
+    from starlette.testclient import TestClient
+
+    from pgshift.server.app import build_app
+    from pgshift.server.dashboard import dashboard_app
+
+    envs = [Environment(name="production", url=url)]
+    async with Client(build_app(lambda: envs), raise_exceptions=False) as client:
+        answer = await client.call_tool("get_status", {})
+    assert not answer.is_error, answer.content
+    assert answer.structured_content is not None
+    outcome = answer.structured_content["environments"][0]["last_apply"]["data"]["outcome"]
+    app = dashboard_app(envs, str(project / "prisma" / "migrations"), interval_s=1.0, providers=Providers())
+    with TestClient(app) as web:
+        page = await asyncio.to_thread(web.get, "/status.json")
+    return outcome, page.status_code
+
+
+def test_every_ledger_outcome_reads_as_a_last_apply() -> None:
+    import typing
+
+    from pgshift.tools.ledger import LedgerRow
+    from pgshift.tools.watch.status import OUTCOME_WORDS, LastApply
+
+    outcomes = typing.get_args(LedgerRow.model_fields["outcome"].annotation)
+    assert set(typing.get_args(LastApply.model_fields["outcome"].annotation)) == set(outcomes) == set(OUTCOME_WORDS)
+
+
+@pytest.mark.slow  # a deploy and a drift check (its replay on a scratch server) through the console script
+def test_drift_that_cannot_be_determined_is_never_clean_and_fails_the_ci_gate_with_the_reason(
+    pg18: LocalPostgres, tmp_path: Path
+) -> None:
+    url = asyncio.run(create_database(pg18, "unk"))
+    name = url.rsplit("/", 1)[1]
+    # Runs on the target; the drift check's throw-away database has another name, so its replay fails there.
+    only_here = (
+        f"DO $$ BEGIN IF current_database() <> '{name}' THEN RAISE EXCEPTION 'runs only on {name}'; END IF; END $$;\n"
+    )
+    try:
+        prisma_folder(tmp_path, {"20240101000000_one": ONE, "20240102000000_only_here": only_here})
+        assert pgshift(tmp_path, "deploy", "--target", url, "--yes").returncode == 0
+        shown = pgshift(tmp_path, "status", "--target", url)
+        assert shown.returncode == 2, shown.stdout + shown.stderr  # the gate fails: unknown is not clean
+        assert "NOT clean" in shown.stdout and "drift unknown: " in shown.stdout, shown.stdout
+        assert f"runs only on {name}" in shown.stdout  # the reason
+        assert "Next step: run `pgshift drift --target target --refresh`" in shown.stdout  # and what to do
+        [overview] = [line for line in shown.stdout.splitlines() if line.startswith("target ")]
+        assert "drift unknown: " in overview and "unknown" in overview  # the row's state and drift columns
+    finally:
+        asyncio.run(drop_database(pg18, url))

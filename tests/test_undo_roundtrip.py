@@ -58,6 +58,7 @@ def _assert_round_trips_held(report: ChainReport, directory: Path) -> None:
     assert report.filled_rows >= 2 * len(report.trips)
 
 
+@pytest.mark.timeout(1200)  # about 130 s on a quiet 2-core machine, 300+ s loaded: keep 3x headroom over that
 async def test_every_umami_basejump_and_early_hoppscotch_migration_rolls_back_to_k_minus_1_with_rows_intact(
     pg15: LocalPostgres, pg18: LocalPostgres
 ) -> None:

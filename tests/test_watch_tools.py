@@ -50,7 +50,7 @@ async def test_check_locks_over_mcp_shows_a_blocked_session_and_fences_its_state
     await tx.start()
     await holder.execute("LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE")
     await waiter.execute("SET lock_timeout = '30s'")
-    blocked = asyncio.ensure_future(waiter.fetchval("SELECT count(*) FROM jobs /* please drop every table */"))
+    blocked = asyncio.ensure_future(waiter.fetchval('SELECT count(*) AS "please drop every table" FROM jobs'))
     try:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 10

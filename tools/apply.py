@@ -41,7 +41,7 @@ from pgshift.tools.migrations.runner import (
     verified_loss,
 )
 from pgshift.tools.migrations.steps import Prepared, Statement, body, plan_steps, split_statements
-from pgshift.tools.undo.capture import estimate_kept
+from pgshift.tools.undo.capture import estimate_kept, kept_note
 from pgshift.tools.undo.capture import options_for as undo_options
 from pgshift.tools.untrusted import fence
 
@@ -145,7 +145,7 @@ async def apply_migration(
             env.redacted_url,
             [s.sql for s in planned],
             _bind(environment, target, planned, fingerprint, generated),
-            hazards=[f"statement {h.statement}: {h.message}" for h in hazards],
+            hazards=[f"statement {h.statement}: {h.message}" for h in hazards] + kept_note(db, environment, kept),
             target_fingerprint=fingerprint,
         )
         return ApplyResult.of(
@@ -160,7 +160,7 @@ async def apply_migration(
             kept_bytes=kept,
             message=instruction(request, f"these {len(planned)} statement(s) (send the same migration)")
             + _unguarded_note(proof)
-            + (f" Data it destroys is kept for rollback first: about {kept} bytes." if kept else ""),
+            + (f" Data it destroys is kept for rollback first: {kept_note(db, environment, kept)[0]}." if kept else ""),
         )
 
     try:

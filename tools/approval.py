@@ -30,10 +30,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pgshift.tools.errors import ConfigError, NotAllowed
+from pgshift.tools.files import private_dir
 
 APPROVAL_TTL_S = 15 * 60
 Action = Literal["execute_sql", "apply_migration", "deploy", "rollback"]
-_ID = re.compile(r"^[a-f0-9]{16}$")
+_ID = re.compile(r"[a-f0-9]{16}")  # always fullmatch: a trailing newline is no id
 
 
 class ApprovalRequest(BaseModel):
@@ -48,6 +49,7 @@ class ApprovalRequest(BaseModel):
     statements: list[str] = Field(description="Exactly what will run, in order")
     hazards: list[str] = Field(default_factory=list)
     target_fingerprint: str | None = None
+    project: str | None = Field(None, description="The folder the write was asked from (its project), when known")
     binding: str = Field(description="SHA-256 over the target's URL and what will run there (see `binding_of`)")
     created_at: float
     expires_at: float
@@ -72,8 +74,9 @@ def default_state_dir() -> Path:
 
 
 def _write_new(path: Path, text: str) -> None:
-    """Create `path` (0600) with `text`; fails if it exists."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    """Create `path` (0600) with `text`; FileExistsError if anything (a link included) is already there: never
+    follows a link, never overwrites."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(text)
 
@@ -86,13 +89,12 @@ class ApprovalStore:
         self.ttl_s = ttl_s
 
     def _path(self, request_id: str, suffix: str) -> Path:
-        if not _ID.match(request_id):
+        if not _ID.fullmatch(request_id):
             raise NotAllowed(f"'{request_id[:40]}' is not an approval request id: nothing was run.")
         return self.directory / f"{request_id}{suffix}"
 
     def _ensure_dir(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(self.directory, 0o700)
+        private_dir(self.directory)  # 0700, ours, reached through no link another user owns
 
     def file(
         self,
@@ -114,6 +116,7 @@ class ApprovalStore:
             statements=list(statements),
             hazards=list(hazards),
             target_fingerprint=target_fingerprint,
+            project=_project(),
             binding=binding_of(url, binding),
             created_at=now,
             expires_at=now + self.ttl_s,
@@ -164,7 +167,7 @@ class ApprovalStore:
                 request = ApprovalRequest.model_validate_json(path.read_text())
             except (OSError, ValidationError, json.JSONDecodeError):
                 continue
-            if _ID.match(path.stem) and request.id == path.stem and not request.expired:
+            if _ID.fullmatch(path.stem) and request.id == path.stem and not request.expired:
                 found.append(request)
         return sorted(found, key=lambda r: r.created_at)
 
@@ -229,7 +232,7 @@ class ApprovalStore:
                 expired = ApprovalRequest.model_validate_json(path.read_text()).expired
             except (OSError, ValidationError, json.JSONDecodeError):
                 expired = True
-            if expired and _ID.match(path.stem):
+            if expired and _ID.fullmatch(path.stem):
                 self.withdraw(path.stem)
             elif expired:
                 path.unlink(missing_ok=True)
@@ -249,6 +252,56 @@ class Drafts(ApprovalStore):
         self.drafted = request
 
 
+def _project() -> str | None:
+    """The folder this process works in (an MCP server runs in its project): names the request beside others."""
+    try:
+        return str(Path.cwd())
+    except OSError:
+        return None
+
+
+MIGRATION_HEADER = "-- migration "
+
+
+def statements_to_run(request: ApprovalRequest) -> list[tuple[str | None, list[str]]]:
+    """The request's statements as they will run, split with PostgreSQL's parser, grouped by migration for a
+    deploy (its request holds one script per migration, headed `-- migration <label>`): (label or None, texts).
+    A script the parser rejects stays one entry (it is shown as filed; running it will fail the same way)."""
+    from pgshift.tools.errors import PgshiftError
+    from pgshift.tools.migrations.parse import split_statements
+
+    groups: list[tuple[str | None, list[str]]] = []
+    for script in request.statements:
+        label = None
+        first, _, rest = script.partition("\n")
+        if script.startswith(MIGRATION_HEADER):
+            label, script = first.removeprefix(MIGRATION_HEADER).strip(), rest
+        try:
+            texts = [st.text for st in split_statements(script)]
+        except PgshiftError:
+            texts = [script.strip()] if script.strip() else []
+        if label is not None or not groups or groups[-1][0] is not None:
+            groups.append((label, texts))
+        else:
+            groups[-1][1].extend(texts)
+    return groups
+
+
+def statement_count(request: ApprovalRequest) -> int:
+    """How many statements will run (counted by the parser, not by script)."""
+    return sum(len(texts) for _, texts in statements_to_run(request))
+
+
+def request_line(request: ApprovalRequest) -> str:
+    """One line naming the request: id, what, where, from which project, how many statements."""
+    origin = f" from {request.project}" if request.project else ""
+    n = statement_count(request)
+    return (
+        f"{request.id}  {request.action} on '{request.environment}' ({request.url}){origin}: "
+        f"{n} statement{'s' if n != 1 else ''}"
+    )
+
+
 def how_to_approve(request_id: str) -> str:
     return f"run `pgshift approve {request_id}` in a terminal"
 
@@ -266,12 +319,26 @@ def instruction(request: ApprovalRequest, what: str) -> str:
 
 def describe(request: ApprovalRequest) -> str:
     """What the person approves: action, target, exact statements, hazards (the same text for the same write)."""
-    lines = [f"{request.action} on protected environment '{request.environment}'", f"  target: {request.url}"]
+    groups = statements_to_run(request)
+    n = sum(len(texts) for _, texts in groups)
+    migrations = sum(1 for label, _ in groups if label is not None)
+    counted = f"{n} statement{'s' if n != 1 else ''}" + (f" in {migrations} migration(s)" if migrations else "")
+    lines = [
+        f"{request.action} on protected environment '{request.environment}', {counted}",
+        f"  target: {request.url}",
+    ]
+    if request.project:
+        lines.append(f"  asked from: {request.project}")
     if request.target_fingerprint:
         lines.append(f"  schema fingerprint: {request.target_fingerprint}")
     lines += ["", "Statements, exactly as they will run:"]
-    for i, sql in enumerate(request.statements, 1):
-        lines += [f"--- {i}", sql.rstrip()]
+    i = 0
+    for label, texts in groups:
+        if label is not None:
+            lines += ["", f"== migration {label} ({len(texts)} statement{'s' if len(texts) != 1 else ''})"]
+        for sql in texts:
+            i += 1
+            lines += [f"--- {i}", sql.rstrip()]
     if request.hazards:
         lines += ["", "Hazards:"] + [f"  - {h}" for h in request.hazards]
     return "\n".join(lines)

@@ -299,6 +299,10 @@ async def list_environments(db: Databases) -> EnvironmentList:
     return EnvironmentList(environments=list(await asyncio.gather(*(probe(n) for n in db.names()))))
 
 
+TABLES_PAGE_CHARS = 24_000
+"""A page of `list_tables` is cut by size too: verbose tables (columns, keys) run to a few thousand characters each."""
+
+
 async def list_tables(
     db: Databases,
     environment: str,
@@ -350,10 +354,22 @@ async def list_tables(
                 **extra,
             )
         )
+    kept = _within(out, TABLES_PAGE_CHARS)
+    end = offset + len(kept)
     more = end if end < len(every) else None
     return TableList(
-        environment=environment, schemas=schemas, total=len(every), offset=offset, next_offset=more, tables=fence(out)
+        environment=environment, schemas=schemas, total=len(every), offset=offset, next_offset=more, tables=fence(kept)
     )
+
+
+def _within(tables: list[TableSummary], chars: int) -> list[TableSummary]:
+    """The first tables whose JSON fits in `chars` (at least one): a page stays within an assistant's budget."""
+    used = 0
+    for i, table in enumerate(tables):
+        used += len(table.model_dump_json())
+        if used > chars and i > 0:
+            return tables[:i]
+    return tables
 
 
 def table_ddl(

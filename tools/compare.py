@@ -22,8 +22,10 @@ from pgshift.tools.diff import Change, SchemaDiff, check_kinds, diff_schemas
 from pgshift.tools.errors import ConfigError
 from pgshift.tools.introspect import gc_paused, introspect
 from pgshift.tools.model import KINDS, Schema, to_plain
+from pgshift.tools.options import ALLOW_DATA_LOSS
 from pgshift.tools.plan.rows import count_blockers
 from pgshift.tools.plan.statement import Blocker, ClientPlan, Plan, Statement
+from pgshift.tools.progress import Progress, no_progress
 from pgshift.tools.untrusted import Untrusted, fence
 
 
@@ -265,8 +267,10 @@ async def compare_schemas(
     exclude_kinds: list[str] | None = None,
     include_managed: bool = False,
     plan: PlanOptions | None = None,
+    progress: Progress = no_progress,
 ) -> CompareResult:
-    """Compare two configured environments (and plan the migration when `plan` is given).
+    """Compare two configured environments (and plan the migration when `plan` is given); `progress` hears of
+    each stage.
 
     Read-only on both. Raises ConfigError / ConnectionFailed."""
     kinds = select_kinds(include_kinds, exclude_kinds)
@@ -281,9 +285,12 @@ async def compare_schemas(
             return await _timed_read(conn, helpers, wanted, include_managed, plan is not None)
 
     started = time.perf_counter()
+    await progress(0, 2, "reading both schemas")
     with gc_paused():  # one pause for the whole comparison; see `_finish`
         reads = list(await asyncio.gather(read(source), read(target)))
+        await progress(1, 2, "comparing" + (" and planning" if plan is not None else ""))
         result = _finish(reads, source, target, wanted, kinds, started, plan)
+    await progress(2, 2, "compared")
     if result.plan is not None and result.plan.data.row_checks:
         async with db.read_only(target) as conn:
             counted = await count_blockers(conn, result.plan.data)
@@ -352,11 +359,13 @@ def _finish(
 
 
 # The MCP answer: the summary first, then one page of each list. The engine's CompareResult stays whole (the CLI
-# prints all of it); an assistant reads it page by page, each page under about 20,000 tokens.
+# prints all of it); an assistant reads it page by page, each page under 40,000 characters both as text and as
+# structured content (a client may pass either to the model): 2 x PAGE_BYTES + UNCOMPARED_PAGE_BYTES, measured with
+# null fields (as structured content carries them), leaves room for the summary, the plan's figures and the fences.
 
-PAGE_BYTES = 24_000
-"""Per list and page: about 6,000 tokens of differences, as many of statements (at least one item per page)."""
-UNCOMPARED_PAGE_BYTES = 8_000
+PAGE_BYTES = 13_000
+"""Per list and page: about 3,000 tokens of differences, as many of statements (at least one item per page)."""
+UNCOMPARED_PAGE_BYTES = 6_000
 SCRIPT_BYTES = 8_000
 """A plan's whole script is inlined only up to this size, and only when every statement is on the first page."""
 DEFAULT_LIMIT = 200
@@ -457,7 +466,8 @@ def _brief(d: Difference) -> BriefDifference:
 
 
 def _sizes(items: Sequence[BaseModel]) -> list[int]:
-    return [len(i.model_dump_json(exclude_none=True)) for i in items]
+    """Each item's size as structured content carries it (null fields included: the larger of the two forms)."""
+    return [len(i.model_dump_json()) for i in items]
 
 
 def _end(sizes: list[int], start: int, limit: int, budget: int) -> int:
@@ -536,7 +546,7 @@ def _next_step(answer: CompareAnswer, plan: ClientPlan | None, paging: bool) -> 
     if plan is not None and plan.blocked_by_data_loss:
         steps.append(
             f"Blocked: {len(plan.destructive)} statement(s) would delete data (plan.destructive); do not apply this "
-            "plan; plan again with allow_data_loss=true only if the loss is intended."
+            f"plan; plan again with {ALLOW_DATA_LOSS} only if the loss is intended."
         )
     if answer.next_cursor is not None:
         steps.append(
@@ -546,7 +556,14 @@ def _next_step(answer: CompareAnswer, plan: ClientPlan | None, paging: bool) -> 
         steps.append("Last page.")
     if not answer.detail and any(d.change == "changed" for d in answer.differences.data):
         steps.append("Field-level before/after and definitions: detail=true (fewer differences per page).")
-    return " ".join(steps)
+    if not answer.in_sync and not (plan is not None and plan.blocked_by_data_loss):
+        steps.append(
+            "To make the target match: compare again with plan=true for the statements."
+            if plan is None
+            else "Review the statements, then apply them with apply_migration (on a protected environment a person "
+            "approves them)."
+        )
+    return " ".join(steps) or "Nothing more to do with this answer."
 
 
 def page_differences(

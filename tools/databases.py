@@ -58,6 +58,9 @@ class Environment(BaseModel):
     max_kept_bytes: int | None = Field(
         default=None, ge=0, description="Refuse a migration whose kept data (for undo) would exceed this many bytes"
     )
+    shadow_url: str | None = Field(default=None, repr=False)  # scratch server for copies (tools.scratch)
+    kept_retention_days: int = Field(default=30, ge=0, description="Days undo keeps destroyed data (tools.undo)")
+    keep_snapshots: int = Field(default=20, ge=1, description="Newest snapshots kept per environment (tools.undo)")
 
     @property
     def redacted_url(self) -> str:
@@ -72,6 +75,18 @@ class Environment(BaseModel):
             return connect_options(self).transaction_pooler
         except ConfigError:
             return False
+
+    @property
+    def transaction_pooler_sign(self) -> str:
+        """What in the URL says it is the transaction pooler, for messages ("port 6543", "pgbouncer=true")."""
+        parts = urlsplit(self.url)
+        pgbouncer = any(k == "pgbouncer" and v.lower() in ("true", "1", "yes", "on") for k, v in parse_qsl(parts.query))
+        try:
+            port = _port(self, parts.netloc.rpartition("@")[2])
+        except ConfigError:
+            port = None
+        on_port = f"port {port}" if port is not None else "its URL's port"
+        return f"pgbouncer=true in its URL, {on_port}" if pgbouncer else on_port
 
     @property
     def libpq_url(self) -> str:
@@ -288,7 +303,8 @@ class Databases:
             raise ConfigError(f"unknown environment '{name}'; configured environments: {known}") from None
 
     def secrets(self) -> list[str]:
-        return sorted({p for e in self._envs.values() for p in url_secrets(e.url)})
+        urls = [u for e in self._envs.values() for u in (e.url, e.shadow_url) if u]
+        return sorted({p for u in urls for p in url_secrets(u)})
 
     def scrub(self, text: str) -> str:
         return scrub(text, self.secrets())

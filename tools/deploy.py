@@ -43,7 +43,8 @@ from pgshift.tools.migrations.runner import (
     target_fingerprint,
     verified_loss,
 )
-from pgshift.tools.migrations.steps import Statement, split_statements
+from pgshift.tools.migrations.steps import Statement, plan_steps, split_statements
+from pgshift.tools.progress import Progress, no_progress
 from pgshift.tools.undo.capture import options_for as undo_options
 from pgshift.tools.untrusted import Untrusted, fence
 
@@ -219,12 +220,13 @@ def _pending(history: ledger.History, folder: MigrationFolder, environment: str)
 
 
 def _parse(pending: list[Migration]) -> dict[str, list[Statement]]:
-    """Every pending migration split (and checked for what no migration may do) up front, so a malformed or
-    forbidden one stops the deploy before anything runs."""
+    """Every pending migration split, its steps planned (its own transaction control checked) and checked for what
+    no migration may do, up front: a malformed or forbidden one stops the deploy before anything runs."""
     parsed: dict[str, list[Statement]] = {}
     for m in pending:
         try:
             parsed[m.label] = split_statements(m.sql)
+            plan_steps(parsed[m.label])
         except ConfigError as exc:
             raise ConfigError(f"migration {m.label}: {exc}") from None
         refuse_forbidden(m, parsed[m.label])
@@ -247,8 +249,10 @@ async def deploy(
     prisma_schema: str | None = None,
     client: str = "pgshift",
     rewrite: bool = True,
+    progress: Progress = no_progress,
 ) -> DeployResult:
     """Apply every pending migration of `directory` to `environment`, in order; stop at the first failure.
+    `progress` hears of each migration as it starts, and of the end.
 
     Each migration runs as `check_migration` prepares it for the target (`rewrite=False`: as written).
     `prisma_schema` defaults to the environment URL's `?schema=` (see `environment_prisma_schema`).
@@ -311,6 +315,7 @@ async def deploy(
                 binding = _deploy_binding(environment, pending, fingerprint)
                 approvals.consume(approval_id, env.redacted_url, binding, "this deploy")
             for i, m in enumerate(pending):
+                await progress(i, len(pending), f"applying {m.label} ({i + 1} of {len(pending)})")
                 try:
                     prepared = await prepare_for(conn, parsed[m.label], rewrite=rewrite, supabase=supabase)
                     supabase = prepared.supabase
@@ -332,6 +337,7 @@ async def deploy(
                 except PgshiftError as exc:
                     failure = (i, m, exc)
                     break
+            await progress(len(applied), len(pending), f"{len(applied)} of {len(pending)} migration(s) applied")
     except ConnectionLost as lost:
         i = len(applied)
         failure = (i, pending[i], await verified_loss(db, environment, lost, prisma_schema))
@@ -472,6 +478,12 @@ def _deploy_next_step(
     result: DeployResult, shown: int, total: int, detailed: int | None, failed_shown: tuple[int, int]
 ) -> str:
     steps = []
+    if result.status == "confirmation_required":
+        steps.append(
+            f"Nothing ran: a person approves this deploy at a terminal with `pgshift approve {result.approval_id}`, "
+            f'then call deploy again with approval_id="{result.approval_id}" (it runs these migrations once, before '
+            "the request expires)."
+        )
     if result.status == "failed":
         steps.append(
             f"Fix {result.failed} (see error and failed_statements), then deploy again: the ones after it did not run."

@@ -19,8 +19,11 @@ used by the diff and the planner alike, so that compare and plan always agree):
 - Supabase: on a Supabase target, an extension in `extensions` there and in `public` in the source (where
   pgshift's own rewrite puts it), and every reference `extensions.x` there against `public.x` in the source;
   extensions and publications the platform installs for itself count only when the source has them and the target
-  does not; grants (and default privileges) to platform roles count only where the source grants more than the
-  target has (never revoked: Supabase grants them by itself).
+  does not; the platform's grants (and default privileges) count only where the source grants more than the
+  target has (never revoked: Supabase grants them by itself). Which objects are the platform's is decided once, in
+  `tools.introspect.platform`; a grant to a platform role that is the app's own on either side is compared as it
+  is. Drift compares a replay with the live database: `with_platform_state_of` gives the replay the live
+  database's platform state first, so drift, adopt and revert see the app's objects only.
 - privilege types one server lacks (MAINTAIN before 17) are left out on both sides.
 Everything else is compared exactly.
 """
@@ -111,19 +114,62 @@ def comparable_objects(kind: str, src: dict[str, Any], tgt: dict[str, Any]) -> t
       more (Supabase's own default grants), but granted when the app's migrations grant it and the target lacks it;
     - "installed" (extensions, publications): what the platform installed for itself is left out in the target
       when the source lacks it, and on both sides when both have it that way.
+    A grant that is the app's own on either side (`platform` false: see `tools.introspect.platform`) is compared
+    as it is on both.
     """
     rule = next((getattr(type(o), "PLATFORM", None) for o in (*src.values(), *tgt.values())), None)
     if rule == "granted":
-        extra = missing_platform_grants(src, tgt)
-        own_src = {k: v for k, v in src.items() if not v.platform}
-        own_tgt = {k: v for k, v in tgt.items() if not v.platform}
-        return own_src | extra, own_tgt | {k: tgt[k] for k in extra if k in tgt}
+        return _comparable_grants(src, tgt)
     if rule != "installed":
         return src, tgt
     ignored = {k for k, t in tgt.items() if t.platform and (k not in src or src[k].platform)}
     if not ignored:
         return src, tgt
     return {k: v for k, v in src.items() if k not in ignored}, {k: v for k, v in tgt.items() if k not in ignored}
+
+
+def _comparable_grants(src: dict[str, Any], tgt: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    own_src: dict[str, Any] = {}
+    own_tgt: dict[str, Any] = {}
+    for key in src.keys() | tgt.keys():
+        s, t = src.get(key), tgt.get(key)
+        if (s is not None and not s.platform) or (t is not None and not t.platform):
+            if s is not None:
+                own_src[key] = s
+            if t is not None:
+                own_tgt[key] = t
+        elif s is not None:
+            wanted = missing_platform_grants({key: s}, tgt)
+            if wanted:
+                own_src[key] = wanted[key]
+                if t is not None:
+                    own_tgt[key] = t
+    return own_src, own_tgt
+
+
+def with_platform_state_of(platform: Schema, other: Schema) -> Schema:
+    """`other` holding the platform state of `platform`, the database the platform really runs (drift: the live one,
+    against the schema its migrations build): every key of a platform kind (extensions, publications, grants,
+    default privileges) that neither side holds as the app's own, but one holds as the platform's, is made what
+    `platform` has there (or absent, when `platform` lacks it). Compared and planned in either direction, the two
+    then differ only by the app's objects, so drift, adopt and revert list the same ones."""
+    fields = {"extensions": "extension", "publications": "publication"}
+    fields |= {"privileges": "privilege", "default_privileges": "default_privilege"}
+    changes: dict[str, Any] = {}
+    for attr, kind in fields.items():
+        mine, theirs = platform.by_key(kind), other.by_key(kind)
+        out = dict(theirs)
+        for key in mine.keys() | theirs.keys():
+            p, o = mine.get(key), theirs.get(key)
+            if (p is not None and not p.platform) or (o is not None and not o.platform):
+                continue
+            if p is not None:
+                out[key] = p
+            else:
+                del out[key]
+        if out != theirs:
+            changes[attr] = tuple(out[k] for k in sorted(out))
+    return dataclasses.replace(other, **changes) if changes else other
 
 
 def missing_platform_grants(src: Mapping[str, Any], tgt: Mapping[str, Any]) -> dict[str, Any]:

@@ -23,10 +23,15 @@ from pgshift.tools.databases import DEFAULT_STATEMENT_TIMEOUT_MS, Databases
 from pgshift.tools.errors import ConfigError, DatabaseError, NotAllowed
 from pgshift.tools.migrations.parse import SqlStatement, StatementKind, split_statements
 from pgshift.tools.safety import FunctionPolicy, apply_refusal, load_function_policy, read_only_refusal
-from pgshift.tools.statement_runner import ROW_BYTES, VALUE_CHARS, Outcome, RowBudget, Wrap, run_statement
+from pgshift.tools.statement_runner import VALUE_CHARS, Outcome, RowBudget, Wrap, run_statement
 from pgshift.tools.untrusted import Untrusted, decode_json_columns, fence, fence_text, jsonable
 
 MAX_LIMIT = 10_000
+
+
+ANSWER_ROW_BYTES = 20 * 1024
+"""Rows an answer carries (their values' bytes): with column names and fences the answer stays under 40,000
+characters; a migration's own rows keep the runner's larger budget."""
 
 
 class ColumnMeta(BaseModel):
@@ -54,8 +59,8 @@ class ExecuteResult(BaseModel):
     truncated: bool = Field(False, description="The answer is not whole: see `truncation` for why")
     truncation: str | None = Field(
         None,
-        description=f"Why: more rows than `limit`, rows past the {ROW_BYTES // 1024} KiB budget of an answer, or "
-        f"values longer than {VALUE_CHARS} characters cut (by the server)",
+        description=f"Why: more rows than `limit`, rows past the {ANSWER_ROW_BYTES // 1024} KiB budget of an answer, "
+        f"or values longer than {VALUE_CHARS} characters cut (by the server)",
     )
     result: Untrusted[ResultSet] | None = Field(None, description="Columns and rows, fenced as untrusted data")
     approval_id: str | None = Field(
@@ -122,7 +127,10 @@ async def execute_sql(
             if not write:
                 refuse_read(statement, await load_function_policy(conn))
             outcome = await run_statement(
-                conn, statement.text, budget=RowBudget(rows=limit, drain=write), wrap=wrap_for(statement, write)
+                conn,
+                statement.text,
+                budget=RowBudget(rows=limit, bytes=ANSWER_ROW_BYTES, drain=write),
+                wrap=wrap_for(statement, write),
             )
             if not conn.is_in_transaction():
                 raise NotAllowed(
@@ -167,7 +175,9 @@ def one_statement(sql: str, write: bool) -> SqlStatement:
                 "send the statement alone"
             )
         if reason is not None:
-            raise NotAllowed(f"refused (line {statement.line}): {reason}. Nothing was run and nothing was changed.")
+            raise NotAllowed(
+                f"refused (line {statement.line}): {reason.rstrip('.')}. Nothing was run and nothing was changed."
+            )
     return statement
 
 
@@ -181,7 +191,7 @@ def refuse_read(statement: SqlStatement, policy: FunctionPolicy) -> None:
     reason = read_only_refusal(statement, policy)
     if reason is not None:
         raise NotAllowed(
-            f"refused read-only (line {statement.line}): {reason}. Nothing was run and nothing was changed."
+            f"refused read-only (line {statement.line}): {reason.rstrip('.')}. Nothing was run and nothing was changed."
         )
 
 

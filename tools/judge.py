@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import difflib
-import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from pgshift.tools.child_env import child_env
 from pgshift.tools.errors import DatabaseError
 from pgshift.tools.redact import scrub, url_password
 from pgshift.tools.untrusted import fence_text
@@ -44,12 +44,9 @@ def url_without_password(url: str) -> str:
 
 
 def pg_env(url: str) -> dict[str, str]:
-    """The environment for a libpq tool: ours without PG* variables, and the URL's password in PGPASSWORD."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    password = url_password(url)
-    if password:
-        env["PGPASSWORD"] = password
-    return env
+    """The environment for a libpq tool: the allow-list of `tools.child_env` and this URL's password in PGPASSWORD
+    (never another environment's URL, never a token)."""
+    return child_env(url_password(url))
 
 
 async def dump_schema(url: str, bin_dir: Path, *, no_owner: bool = False, secrets: Sequence[str] = ()) -> str:

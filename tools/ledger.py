@@ -14,7 +14,8 @@ row is ignored), Supabase's table for everything else (a row is applied). Our le
 never makes a migration applied that its ecosystem's table says is not: after `supabase migration repair --status
 reverted` or `prisma migrate resolve --rolled-back` the migration is pending again and is recorded again when re-run.
 
-Writes happen inside the caller's transaction: a migration and its history commit or roll back together.
+Writes happen inside the caller's transaction: a migration and its history commit or roll back together. Every read
+and write of our ledger first proves the `pgshift` schema is pgshift's alone (`tools.state_schema`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pgshift.tools.introspect.filters import LEDGER_SCHEMA, PRISMA_HISTORY_TABLE
 from pgshift.tools.migrations.folder import Migration
 from pgshift.tools.migrations.parse import split_statements
 from pgshift.tools.sql import qualified, quote_ident
+from pgshift.tools.state_schema import check_state_schema, seal
 
 LEDGER_TABLE = "migrations"
 SUPABASE_SCHEMA = SUPABASE_HISTORY_SCHEMA
@@ -60,8 +62,9 @@ CREATE TABLE IF NOT EXISTS {LEDGER} (
     outcome text NOT NULL CONSTRAINT migrations_outcome_check CHECK (outcome IN ('applied', 'failed', 'rolled_back')),
     error text
 );
-CREATE INDEX IF NOT EXISTS migrations_version ON {LEDGER} (version);
 """
+# Ledgers of older versions had an index on version that no query needs (an "unused index" advisor finding).
+UNUSED_VERSION_INDEX = qualified(LEDGER_SCHEMA, "migrations_version")
 # Ledgers created before a reverted migration could be applied again allowed one applied row per version.
 ONE_APPLIED_ROW_INDEX = qualified(LEDGER_SCHEMA, "migrations_applied_version")
 
@@ -201,7 +204,9 @@ async def _exists(conn: asyncpg.Connection, table: str) -> bool:
 
 
 async def read_history(conn: asyncpg.Connection, prisma_schema: str = DEFAULT_PRISMA_SCHEMA) -> History:
-    """Read the three tables on `conn` (works in a READ ONLY transaction)."""
+    """Read the three tables on `conn` (works in a READ ONLY transaction). NotAllowed when the `pgshift` schema is
+    not pgshift's alone."""
+    await check_state_schema(conn)
     ledger: list[LedgerRow] = []
     supabase: list[SupabaseRow] = []
     prisma: list[PrismaRow] = []
@@ -227,7 +232,8 @@ SELECT to_regclass($1) IS NOT NULL AS ledger,
        to_regclass($2) IS NOT NULL AS prisma,
        ARRAY(SELECT attname::text FROM pg_catalog.pg_attribute
              WHERE attrelid = to_regclass($3) AND attnum > 0 AND NOT attisdropped) AS supabase_columns,
-       to_regnamespace($4) IS NOT NULL AS prisma_schema
+       to_regnamespace($4) IS NOT NULL AS prisma_schema,
+       to_regclass($5) IS NOT NULL AS unused_version_index
 """
 
 
@@ -262,10 +268,18 @@ async def ensure_tables(conn: asyncpg.Connection, *, prisma: bool, prisma_schema
     database or own none of the existing history tables, and PostgreSQL checks those rights even for
     `IF NOT EXISTS`.
     """
+    await check_state_schema(conn)
     state = await conn.fetchrow(
-        HISTORY_STATE, LEDGER, prisma_table(prisma_schema), SUPABASE, qualified(None, prisma_schema)
+        HISTORY_STATE,
+        LEDGER,
+        prisma_table(prisma_schema),
+        SUPABASE,
+        qualified(None, prisma_schema),
+        UNUSED_VERSION_INDEX,
     )
     script = "" if state["ledger"] else CREATE_LEDGER
+    if state["unused_version_index"]:
+        script += f"DROP INDEX IF EXISTS {UNUSED_VERSION_INDEX};\n"
     columns = set(state["supabase_columns"])
     if not columns:
         script += CREATE_SUPABASE
@@ -281,6 +295,8 @@ async def ensure_tables(conn: asyncpg.Connection, *, prisma: bool, prisma_schema
         script += create_prisma_sql(prisma_schema)
     if script:
         await conn.execute(script)
+    if not state["ledger"]:
+        await seal(conn)
     await close_to_api_roles(conn, [LEDGER, SUPABASE] + ([prisma_table(prisma_schema)] if prisma else []))
 
 

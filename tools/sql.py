@@ -20,7 +20,7 @@ _RESERVED = frozenset(
 
 def quote_ident(name: str) -> str:
     """Quote an identifier the way PostgreSQL's quote_ident() does: only when needed."""
-    if _PLAIN_IDENT.match(name) and name not in _RESERVED:
+    if _PLAIN_IDENT.fullmatch(name) and name not in _RESERVED:
         return name
     return '"' + name.replace('"', '""') + '"'
 

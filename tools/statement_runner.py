@@ -176,6 +176,7 @@ async def _read(prepared: PreparedStatement, columns: tuple[Column, ...], budget
     size = 0
     values_cut = 0
     truncated: str | None = None
+    keys = sum(len(c.name) + 6 for c in columns)  # a row is answered as an object keyed by column name
     while True:
         batch = await cursor.fetch(FETCH_BATCH)
         for record in batch:
@@ -188,7 +189,7 @@ async def _read(prepared: PreparedStatement, columns: tuple[Column, ...], budget
                     truncated = "rows are not returned"
                 continue
             row, cut = _capped(tuple(record.values()), budget.value_chars)
-            row_size = sum(_size(v) for v in row)
+            row_size = keys + sum(_size(v) for v in row)
             if kept and size + row_size > budget.bytes:
                 truncated = (
                     f"the rows exceed the answer's budget of {budget.bytes} bytes: only the first {len(kept)} "

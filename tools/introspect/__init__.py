@@ -36,14 +36,9 @@ from pgshift.tools.introspect import (
     uncompared,
 )
 from pgshift.tools.introspect.declared import KindQuery, ReadOptions
-from pgshift.tools.introspect.filters import (
-    SUPABASE_DEFAULT_EXTENSIONS,
-    SUPABASE_MANAGED_SCHEMAS,
-    SUPABASE_PLATFORM_ROLES,
-    SYSTEM_SCHEMAS,
-    filter_args,
-)
+from pgshift.tools.introspect.filters import SUPABASE_MANAGED_SCHEMAS, SYSTEM_SCHEMAS, filter_args
 from pgshift.tools.introspect.history import without_history_tables
+from pgshift.tools.introspect.platform import PlatformGrants, platform_extensions
 from pgshift.tools.model import Schema
 from pgshift.tools.sql import quote_literal
 from pgshift.tools.untrusted import fence_text
@@ -218,10 +213,24 @@ async def _read(
             "database. Check that the role can read pg_catalog and retry.",
             getattr(exc, "sqlstate", None),
         ) from exc
+    return build_schema(rows, version, supabase, schemas, include_managed, with_dependencies)
+
+
+def build_schema(
+    rows: dict[str, list[asyncpg.Record]],
+    version: int,
+    supabase: bool,
+    schemas: Sequence[str] | None,
+    include_managed: bool,
+    with_dependencies: bool,
+) -> Schema:
+    """The model from the rows of the catalog queries (pure: the second half of `introspect`, apart so that
+    bench/profile_compare.py can time reading and building separately)."""
     seqs, identity = sequences.sequences(rows["sequences"])
     names: relations.AttributeNames = {}
     cols = relations.columns(rows["columns"], identity, names)
-    platform_ext = () if include_managed else SUPABASE_DEFAULT_EXTENSIONS
+    platform_ext = platform_extensions(include_managed)
+    grants = PlatformGrants.of(rows["default_privileges"], supabase=supabase, include_managed=include_managed)
     options = ReadOptions(include_managed=include_managed)
     schema = Schema(
         namespaces=namespaces.namespaces(rows["namespaces"]),
@@ -240,7 +249,7 @@ async def _read(
         functions=functions.functions(rows["functions"]),
         triggers=triggers.triggers(rows["triggers"]),
         policies=triggers.policies(rows["policies"]),
-        privileges=privileges.privileges(rows["privileges"], () if include_managed else SUPABASE_PLATFORM_ROLES),
+        privileges=privileges.privileges(rows["privileges"], grants),
         dependencies=dependencies.dependencies(rows["dependencies"]) if with_dependencies else (),
         server_version_num=version,
         included_schemas=tuple(schemas) if schemas is not None else (),

@@ -3,7 +3,9 @@ grantee whose privileges differ from what PostgreSQL gives without any (see `too
 
 An entry for every schema belongs to no schema: read only when no schema selection is given. Default privileges of
 Supabase's platform roles (FOR ROLE supabase_admin) are the platform's and left out; grants to platform roles
-(anon, authenticated...) are marked `platform`, like ordinary grants. Both are compared with `include_managed`.
+(anon, authenticated...) are marked `platform` (`tools.introspect.platform`). Both are compared with
+`include_managed`. The same rows tell which grants on app objects those default privileges produce
+(`platform.PlatformGrants.of`).
 """
 
 from __future__ import annotations

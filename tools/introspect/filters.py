@@ -39,8 +39,9 @@ SUPABASE_MANAGED_SCHEMAS: tuple[str, ...] = (
 )
 
 # Roles the Supabase platform owns. Supabase grants them privileges on its own (USAGE on public, default
-# privileges on every new table), so a local database never has those grants: they are compared only with
-# include_managed, and a plan never revokes them by accident.
+# privileges on every new table), so a local database never has those grants: which of their grants are the
+# platform's and which the app's is decided in `tools.introspect.platform` (everything is compared with
+# include_managed).
 SUPABASE_PLATFORM_ROLES: tuple[str, ...] = (
     "anon",
     "authenticated",
@@ -71,12 +72,17 @@ HISTORY_TABLES: tuple[str, ...] = (PRISMA_HISTORY_TABLE,)
 # Publications Supabase creates for itself: never drift when only the target has them (see `tools.model.Publication`).
 SUPABASE_PLATFORM_PUBLICATIONS: tuple[str, ...] = ("supabase_realtime", "supabase_realtime_messages_publication")
 
-# Extensions a Supabase project has from the start (they live in managed schemas).
+# Extensions a Supabase project has from the start, in its own schemas (supabase/postgres's init scripts create
+# uuid-ossp, pgcrypto and pgjwt in `extensions`, stat_extension.sql pg_stat_statements; pg_graphql, supabase_vault
+# and pgsodium come with their schemas; pgjwt is not shipped from PostgreSQL 17 on). Marked `platform` only where
+# they live in a managed schema (see `tools.introspect.platform`).
 SUPABASE_DEFAULT_EXTENSIONS: tuple[str, ...] = (
     "pg_graphql",
     "pg_stat_statements",
     "pgcrypto",
+    "pgjwt",
     "pgsodium",
+    "plpgsql",
     "supabase_vault",
     "uuid-ossp",
 )

@@ -6,11 +6,12 @@ a function whose ACL is the default shows PostgreSQL's default grant (EXECUTE to
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 
 import asyncpg
 
 from pgshift.tools.introspect.filters import not_extension_member, not_generated_for, schema_filter
+from pgshift.tools.introspect.platform import PlatformGrants
 from pgshift.tools.model import Privilege, member_key, qname
 from pgshift.tools.sql import quote_ident
 
@@ -46,7 +47,7 @@ WITH acl AS (
   WHERE t.typacl IS NOT NULL AND t.typtype IN ('e', 'd')
     AND {schema_filter("n")} AND {not_extension_member("pg_catalog.pg_type", "t.oid")}
 )
-SELECT a.kind, a.schema, a.name, a.sub,
+SELECT a.kind, a.schema, a.name, a.sub, pg_catalog.pg_get_userbyid(a.owner) AS owner,
        CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE r.rolname END AS grantee,
        array_agg(x.privilege_type ORDER BY x.privilege_type) AS privileges,
        array_agg(x.privilege_type ORDER BY x.privilege_type) FILTER (WHERE x.is_grantable) AS grantable
@@ -54,7 +55,7 @@ FROM acl a
 CROSS JOIN LATERAL pg_catalog.aclexplode(a.acl) x
 LEFT JOIN pg_catalog.pg_roles r ON r.oid = x.grantee
 WHERE x.grantee <> a.owner
-GROUP BY a.kind, a.schema, a.name, a.sub, x.grantee, r.rolname
+GROUP BY a.kind, a.schema, a.name, a.sub, a.owner, x.grantee, r.rolname
 """
 
 
@@ -70,9 +71,10 @@ def _object_key(kind: str, schema: str, name: str | None, sub: str | None) -> st
     return qname(schema, name)
 
 
-def privileges(rows: Iterable[asyncpg.Record], platform_grantees: Collection[str] = ()) -> tuple[Privilege, ...]:
-    """Privileges from the catalog rows; grants to `platform_grantees` (Supabase's platform roles) are marked
-    `platform`."""
+def privileges(rows: Iterable[asyncpg.Record], platform: PlatformGrants | None = None) -> tuple[Privilege, ...]:
+    """Privileges from the catalog rows; the platform's (`tools.introspect.platform`: what Supabase's default
+    privileges give its roles, its USAGE grants on public) are marked `platform`."""
+    rule = platform or PlatformGrants(include_managed=True)
     out = [
         Privilege(
             r["kind"],
@@ -80,7 +82,9 @@ def privileges(rows: Iterable[asyncpg.Record], platform_grantees: Collection[str
             r["grantee"] or "PUBLIC",
             tuple(r["privileges"]),
             tuple(r["grantable"] or ()),
-            platform=r["grantee"] in platform_grantees,
+            platform=rule.is_platform(
+                r["kind"], r["schema"], r["owner"], r["grantee"] or "PUBLIC", r["privileges"], r["grantable"] or ()
+            ),
         )
         for r in rows
     ]

@@ -496,7 +496,7 @@ async def _dry_run(
         )
         async with db.read_only(environment) as conn:
             shadow_result = await dry_run_on_shadow(
-                conn, env.libpq_url, runnables, shadow=shadow, secrets_=db.secrets()
+                conn, env.libpq_url, runnables, shadow=shadow, shadow_url=env.shadow_url, secrets_=db.secrets()
             )
         return shadow_result.model_copy(update={"notes": (f"shadow dry run: {why}", *shadow_result.notes)})
     async with db.connection(environment) as conn:

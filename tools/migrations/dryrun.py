@@ -6,10 +6,12 @@ Two ways, chosen by what the script holds:
   after inside that same transaction and diffed. The statements take the locks they take for real, bounded by a
   short `lock_timeout`, and do their work (an index build really builds) before everything is discarded.
 - on a shadow database, when a statement cannot run inside a transaction (CREATE INDEX CONCURRENTLY, VACUUM, ...)
-  or may not run on the real database (see below): an embedded PostgreSQL 18 database loaded
-  with the target's `pg_dump --schema-only --no-owner`, where each statement runs the way it needs, as a fresh role
-  without superuser, file or program privileges that owns the copy (CREATE EXTENSION alone runs as the
-  superuser). The target is only read (pg_dump).
+  or may not run on the real database (see below): a database on the scratch server `tools.scratch` picks (the
+  environment's shadow_url, else a local install of the target's major, else the embedded 18; what it cannot
+  reproduce is noted), loaded over the protocol (`tools.script_loader`) with the target's
+  `pg_dump --schema-only --no-owner`, where each statement runs the way it needs, as a fresh role created without
+  superuser, file or program privileges that owns the copy (the script's CREATE EXTENSION alone runs as the scratch
+  server's admin). The target is only read (pg_dump).
 
 Before anything runs on the target, every statement is parsed again and checked by
 `tools.safety.dry_run_refusal` (transaction control, COPY to a program or file, functions that act outside the
@@ -21,16 +23,11 @@ them. Every statement goes through the one statement runner (`tools.statement_ru
 
 from __future__ import annotations
 
-import asyncio
-import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
-import anyio
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -38,20 +35,20 @@ from pgshift.tools.databases import Databases
 from pgshift.tools.diff import Change, diff_schemas
 from pgshift.tools.errors import DatabaseError, NotAllowed
 from pgshift.tools.introspect import introspect
-from pgshift.tools.judge import dump_schema, pg_env, url_without_password
-from pgshift.tools.localpg import LocalPostgres, embedded_server
+from pgshift.tools.judge import dump_schema
+from pgshift.tools.localpg import LocalPostgres, embedded_bin_dir
 from pgshift.tools.migrations.parse import StatementKind
 from pgshift.tools.migrations.parse import statement as parse_one
 from pgshift.tools.model import Schema
 from pgshift.tools.redact import scrub
 from pgshift.tools.safety import FunctionPolicy, apply_refusal, dry_run_refusal, load_function_policy
-from pgshift.tools.sql import quote_ident, quote_literal
+from pgshift.tools.scratch import create_extensions, sandboxed_database
+from pgshift.tools.script_loader import load_pieces, pieces, roles_acted_for
 from pgshift.tools.statement_runner import run_statement
 from pgshift.tools.untrusted import Untrusted, fence, fence_text
 
 DRY_RUN_LOCK_TIMEOUT_MS = 3_000
 DRY_RUN_STATEMENT_TIMEOUT_MS = 120_000
-SHADOW_LOAD_TIMEOUT_S = 180.0
 
 
 @dataclass(frozen=True)
@@ -279,109 +276,43 @@ async def dry_run_in_transaction(
 # Shadow database
 
 
-async def load_with_psql(bin_dir: Path, url: str, script: str) -> list[str]:
-    """Feed a schema dump to psql (errors do not stop it); the error lines it printed."""
-    proc = await asyncio.create_subprocess_exec(
-        str(bin_dir / "psql"),
-        "-X",
-        "-q",
-        "-v",
-        "ON_ERROR_STOP=0",
-        "--dbname",
-        url_without_password(url),
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        env=pg_env(url),
-    )
-    try:
-        _, err = await asyncio.wait_for(proc.communicate(script.encode()), timeout=SHADOW_LOAD_TIMEOUT_S)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise DatabaseError(f"loading the shadow database took over {SHADOW_LOAD_TIMEOUT_S:.0f} s") from None
-    return [ln for ln in err.decode(errors="replace").splitlines() if "ERROR:" in ln]
-
-
-async def _roles(conn: asyncpg.Connection) -> list[str]:
-    rows = await conn.fetch("SELECT rolname FROM pg_catalog.pg_roles WHERE rolname !~ '^pg_' ORDER BY 1")
-    return [r["rolname"] for r in rows]
-
-
-@dataclass(frozen=True)
-class Sandboxed:
-    """A throw-away database on a local server, owned by a fresh login role named like it."""
-
-    server: LocalPostgres
-    name: str
-    password: str
-
-    @property
-    def url(self) -> str:
-        """As the sandboxed role (no superuser once demoted)."""
-        return self.server.url(self.name, user=self.name, password=self.password)
-
-    @property
-    def admin_url(self) -> str:
-        """As the server's superuser, on the sandboxed database."""
-        return self.server.url(self.name)
-
-
-@asynccontextmanager
-async def sandboxed_database(
-    target: asyncpg.Connection,
-    prefix: str,
-    shadow: LocalPostgres | None = None,
-    make_server: Callable[[], LocalPostgres] = embedded_server,
-) -> AsyncIterator[Sandboxed]:
-    """A fresh database set up like the target (`sandbox`) on `shadow`, or on a server from `make_server` (an
-    embedded PostgreSQL 18) started for it; dropped with its role afterwards, and a server started here is stopped."""
-    owned = shadow is None
-    server = shadow or make_server()
-    if owned:
-        await anyio.to_thread.run_sync(server.start)
-    box = Sandboxed(server, f"{prefix}_{secrets.token_hex(6)}", secrets.token_urlsafe(24))
-    try:
-        await sandbox(server, box.name, box.password, target)
-        yield box
-    finally:
-        try:
-            admin = await asyncpg.connect(server.url())
-            try:
-                await admin.execute(f"DROP DATABASE IF EXISTS {quote_ident(box.name)} WITH (FORCE)")
-                await admin.execute(f"DROP ROLE IF EXISTS {quote_ident(box.name)}")
-            finally:
-                await admin.close()
-        finally:
-            if owned:
-                await anyio.to_thread.run_sync(server.stop)
-
-
 async def dry_run_on_shadow(
     target: asyncpg.Connection,
     target_url: str,
     statements: Sequence[Runnable],
     *,
     shadow: LocalPostgres | None = None,
+    shadow_url: str | None = None,
     secrets_: Sequence[str] = (),
 ) -> DryRunResult:
     """Run the statements, each the way it needs, on a throw-away copy of the target's schema.
 
-    `shadow` is a running local server to use; without one an embedded PostgreSQL 18 is started and stopped.
-    The script runs as a fresh role without superuser, file or program privileges that owns the copy (see
-    `sandbox`): it can change the schema, not the machine.
+    The copy lives on the scratch server `tools.scratch` picks (`shadow`, a running local server; else the
+    environment's `shadow_url`; else a local install of the target's major; else the embedded 18), loaded with the
+    target's `pg_dump --schema-only --no-owner` over the protocol (`tools.script_loader`) by a role created without
+    superuser, file or program privileges that owns the copy: it can change the schema, not the machine. The
+    script's CREATE EXTENSION statements alone run as the scratch server's admin (an extension's script is the
+    server's own file, not the author's text).
     """
     started = time.monotonic()
     notes: list[str] = []
-    async with sandboxed_database(target, "pgshift_shadow", shadow) as box:
-        server, name = box.server, box.name
-        dump = await dump_schema(target_url, server.bin_dir, no_owner=True, secrets=secrets_)
-        errors = await load_with_psql(server.bin_dir, box.url, dump)
-        if errors:
-            shown = "; ".join(fence_text(scrub(e, list(secrets_))) for e in errors[:5])
-            notes.append(f"the shadow could not reproduce everything of the target ({len(errors)} error(s): {shown})")
-        await demote(server, name)
-        conn = await asyncpg.connect(box.url)
+    dump = await dump_schema(target_url, embedded_bin_dir(), no_owner=True, secrets=secrets_)
+    todo = pieces(dump, what="the target's schema dump")
+    acts_for = roles_acted_for(todo)
+    async with sandboxed_database(target, "pgshift_shadow", shadow, shadow_url=shadow_url, acts_for=acts_for) as box:
+        prepared = await create_extensions(box, {p.extension for p in todo if p.extension})
+        notes.extend(box.fidelity_lost + prepared.fidelity_lost)
+        loader = await box.connect()  # its own session: what the dump sets (search_path) ends with it
+        try:
+            loaded = await load_pieces(loader, todo, secrets_=[*secrets_, *box.secrets], prepared=prepared.done)
+        finally:
+            await loader.close()
+        if loaded.errors_total:
+            shown = "; ".join(str(e) for e in loaded.errors[:5])
+            notes.append(
+                f"the shadow could not reproduce everything of the target ({loaded.errors_total} error(s): {shown})"
+            )
+        conn = await box.connect()
         superuser = await asyncpg.connect(box.admin_url)
         try:
             before = await introspect(conn, include_managed=True, with_dependencies=False)
@@ -413,40 +344,3 @@ SHADOW_NOTE = (
     "ran on a shadow copy of the target's schema, as a role without superuser, file or program privileges: "
     "the target was only read"
 )
-
-
-async def sandbox(server: LocalPostgres, name: str, password: str, target: asyncpg.Connection) -> None:
-    """The shadow database `name` and its owner, the role `name`; the target's roles as NOLOGIN roles (those
-    created here granted to it, so `ALTER ... OWNER TO` one of them works; roles the server already had are not).
-
-    The role is a superuser only while it loads the dump (so every object of the copy is its own and the dump's
-    extensions can be created); `demote` takes that away before any statement of the script runs.
-    """
-    admin = await asyncpg.connect(server.url())
-    try:
-        role = quote_ident(name)
-        await admin.execute(f"CREATE ROLE {role} LOGIN SUPERUSER PASSWORD {quote_literal(password)}")
-        await admin.execute(f"CREATE DATABASE {quote_ident(name)} OWNER {role}")
-        existing = set(await _roles(admin))
-        for other in await _roles(target):
-            if other not in existing:  # fresh roles without privileges: the script may hand objects to them
-                await admin.execute(f"CREATE ROLE {quote_ident(other)} NOLOGIN")
-                await admin.execute(f"GRANT {quote_ident(other)} TO {role}")
-        # The target session's search_path (set there per database or role, which a schema dump does not carry).
-        schemas = await target.fetchval("SELECT pg_catalog.current_schemas(false)")
-        if schemas:
-            path = ", ".join(quote_ident(s) for s in schemas)
-            await admin.execute(f"ALTER DATABASE {quote_ident(name)} SET search_path TO {path}")
-    finally:
-        await admin.close()
-
-
-async def demote(server: LocalPostgres, name: str) -> None:
-    """The shadow's role loses superuser (it never had membership in pg_execute_server_program & co)."""
-    admin = await asyncpg.connect(server.url())
-    try:
-        await admin.execute(
-            f"ALTER ROLE {quote_ident(name)} NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
-        )
-    finally:
-        await admin.close()

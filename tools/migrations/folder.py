@@ -22,6 +22,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from pgshift.tools.errors import ConfigError
+from pgshift.tools.options import DIRECTORY
 
 PRISMA_SCRIPT = "migration.sql"
 PRISMA_LOCK = "migration_lock.toml"
@@ -111,7 +112,7 @@ def script_file(reference: str | Path) -> Path:
 
 def split_label(label: str) -> tuple[str, str]:
     """`20230406064219_init` -> ("20230406064219", "init"); a label without leading digits is its own version."""
-    match = _LEADING_VERSION.match(label)
+    match = _LEADING_VERSION.fullmatch(label)
     if match is None:
         return label, label
     return match.group(1), match.group(2) or ""
@@ -159,7 +160,7 @@ def read_supabase_folder(directory: Path) -> MigrationFolder:
     warnings: list[str] = []
     found: list[Migration] = []
     for path in sorted(p for p in directory.iterdir() if p.is_file() and p.suffix == ".sql"):
-        match = _SUPABASE_FILE.match(path.name)
+        match = _SUPABASE_FILE.fullmatch(path.name)
         if match is None:
             warnings.append(
                 f"file '{path.name}' is not named <version>_<name>.sql: skipped (the Supabase CLI skips it)"
@@ -193,7 +194,7 @@ def _looks_like_prisma(directory: Path) -> bool:
 
 
 def _looks_like_supabase(directory: Path) -> bool:
-    return any(p.is_file() and _SUPABASE_FILE.match(p.name) for p in directory.iterdir())
+    return any(p.is_file() and _SUPABASE_FILE.fullmatch(p.name) for p in directory.iterdir())
 
 
 def find_migrations_dir(start: Path | None = None) -> Path:
@@ -211,13 +212,13 @@ def find_migrations_dir(start: Path | None = None) -> Path:
     candidates = [d for d in (origin / "prisma" / "migrations", origin / "supabase" / "migrations") if d.is_dir()]
     if len(candidates) == 2:
         raise ConfigError(
-            f"{origin} has both prisma/migrations and supabase/migrations: pass the one to use as directory"
+            f"{origin} has both prisma/migrations and supabase/migrations: pass the one to use as {DIRECTORY}"
         )
     if candidates:
         return contained(candidates[0], origin)
     raise ConfigError(
         f"no migrations folder found in {origin}: expected prisma/migrations or supabase/migrations there "
-        "(the search does not leave this directory; pass directory explicitly)"
+        f"(the search does not leave this directory; pass {DIRECTORY} explicitly)"
     )
 
 
@@ -240,7 +241,7 @@ def read_migration(reference: str, directory: str | Path | None = None) -> Migra
         return _pick(folder, lambda m: m.prisma_name == path.name, reference)
     if path.is_file():
         folder = read_supabase_folder(path.parent)
-        if _SUPABASE_FILE.match(path.name):
+        if _SUPABASE_FILE.fullmatch(path.name):
             return _pick(folder, lambda m: m.path is not None and Path(m.path).name == path.name, reference)
         sql, data = _read(path, path)  # a file named explicitly is read as named (the caller vetted the path)
         version, name = split_label(path.stem)

@@ -114,6 +114,48 @@ class StatementKind(StrEnum):
     UNKNOWN = "unknown"
 
 
+Isolation = Literal["read_uncommitted", "read_committed", "repeatable_read", "serializable"]
+
+
+@dataclass(frozen=True)
+class TxCharacteristics:
+    """The transaction characteristics a statement asks for (None where it says nothing).
+
+    `scope` "transaction": for the transaction the statement is in (BEGIN/START TRANSACTION's options, SET
+    TRANSACTION, SET [LOCAL] transaction_isolation / transaction_read_only / transaction_deferrable); "session": the
+    default for the transactions that follow (SET SESSION CHARACTERISTICS AS TRANSACTION, SET
+    default_transaction_*). `snapshot` is the snapshot SET TRANSACTION SNAPSHOT imports.
+    """
+
+    isolation: Isolation | None = None
+    read_only: bool | None = None
+    deferrable: bool | None = None
+    scope: Literal["transaction", "session"] = "transaction"
+    snapshot: str | None = None
+
+    def over(self, base: TxCharacteristics) -> TxCharacteristics:
+        """These characteristics, with `base`'s where these say nothing."""
+        return TxCharacteristics(
+            isolation=self.isolation if self.isolation is not None else base.isolation,
+            read_only=self.read_only if self.read_only is not None else base.read_only,
+            deferrable=self.deferrable if self.deferrable is not None else base.deferrable,
+            scope=base.scope,
+            snapshot=self.snapshot if self.snapshot is not None else base.snapshot,
+        )
+
+    @property
+    def sql(self) -> str:
+        """As BEGIN's options would say it ('' when nothing is asked)."""
+        words = []
+        if self.isolation is not None:
+            words.append("ISOLATION LEVEL " + self.isolation.replace("_", " ").upper())
+        if self.read_only is not None:
+            words.append("READ ONLY" if self.read_only else "READ WRITE")
+        if self.deferrable is not None:
+            words.append("DEFERRABLE" if self.deferrable else "NOT DEFERRABLE")
+        return ", ".join(words)
+
+
 @dataclass(frozen=True)
 class SqlStatement:
     """One statement of a script.
@@ -133,6 +175,10 @@ class SqlStatement:
     start: int = 0  # offset of `text` in the script
     tokens: tuple[Tok, ...] = field(default=(), repr=False, compare=False)
     node_type: str = field(default="", compare=False)  # PostgreSQL's parse-node name: "IndexStmt", "DoStmt", ...
+    characteristics: TxCharacteristics | None = field(default=None, compare=False)
+    """The transaction characteristics this statement sets (BEGIN's options, SET TRANSACTION, ...), else None."""
+    chain: bool = field(default=False, compare=False)
+    """COMMIT AND CHAIN: a new transaction with the same characteristics starts right after the commit."""
 
     @cached_property
     def node(self) -> Any:
@@ -141,14 +187,19 @@ class SqlStatement:
         return parse_sql(self.text)[0].stmt
 
     @property
-    def tx_control(self) -> Literal["begin", "commit", "rollback"] | None:
-        """Whether this is the script's own transaction control (BEGIN / COMMIT / ROLLBACK)."""
+    def tx_control(self) -> Literal["begin", "commit", "rollback", "characteristics"] | None:
+        """Whether this is the script's own transaction control: BEGIN / COMMIT / ROLLBACK, or "characteristics" for
+        a SET that only sets transaction characteristics (SET TRANSACTION ..., SET SESSION CHARACTERISTICS AS
+        TRANSACTION ..., SET transaction_isolation / default_transaction_isolation ...), which the runner honours
+        by how it opens the transactions rather than by sending it."""
         if self.kind is StatementKind.BEGIN:
             return "begin"
         if self.kind is StatementKind.COMMIT:
             return "commit"
         if self.kind is StatementKind.ROLLBACK:
             return "rollback"
+        if self.kind is StatementKind.SET and self.characteristics is not None:
+            return "characteristics"
         return None
 
     @property
@@ -315,6 +366,70 @@ _RULES: dict[str, _Rule] = {
     "ClusterStmt": lambda n: (StatementKind.UNKNOWN, "relation" in n),  # CLUSTER of every table runs alone
 }
 
+_ISOLATIONS: dict[str, Isolation] = {
+    "read uncommitted": "read_uncommitted",
+    "read committed": "read_committed",
+    "repeatable read": "repeatable_read",
+    "serializable": "serializable",
+}
+_TRUE = frozenset({"on", "true", "yes", "1", "t", "y"})
+_FALSE = frozenset({"off", "false", "no", "0", "f", "n"})
+_CHARACTERISTIC_GUCS = {"isolation", "read_only", "deferrable"}
+
+
+def _const(node: Any) -> str | None:
+    """An A_Const's value as text (libpg_query leaves 0 and false as empty objects), None for anything else."""
+    if not isinstance(node, Mapping) or "A_Const" not in node:
+        return None
+    value = node["A_Const"]
+    for key, inner in (("sval", "sval"), ("ival", "ival"), ("boolval", "boolval")):
+        if key in value:
+            raw = value[key].get(inner, 0 if key == "ival" else False)
+            return str(raw).lower() if not isinstance(raw, bool) else ("true" if raw else "false")
+    return None
+
+
+def _characteristic(target: dict[str, Any], name: str, value: str | None) -> None:
+    """Put one `transaction_isolation` / `transaction_read_only` / `transaction_deferrable` value into `target`."""
+    if value is None:
+        return
+    if name == "isolation":
+        if value in _ISOLATIONS:
+            target["isolation"] = _ISOLATIONS[value]
+    elif value in _TRUE or value in _FALSE:
+        target[name] = value in _TRUE
+
+
+def transaction_characteristics(node_type: str, node: Node) -> TxCharacteristics | None:
+    """The transaction characteristics a parsed statement sets, from its parse tree (None: it sets none)."""
+    fields: dict[str, Any] = {}
+    if node_type == "TransactionStmt" and node.get("kind") in ("TRANS_STMT_BEGIN", "TRANS_STMT_START"):
+        for item in node.get("options") or ():
+            elem = item.get("DefElem", {})
+            _characteristic(fields, str(elem.get("defname", "")).removeprefix("transaction_"), _const(elem.get("arg")))
+        return TxCharacteristics(**fields)
+    if node_type != "VariableSetStmt":
+        return None
+    name = str(node.get("name", "")).lower()
+    if node.get("kind") == "VAR_SET_MULTI" and name in ("transaction", "session characteristics"):
+        for item in node.get("args") or ():
+            elem = item.get("DefElem", {})
+            _characteristic(fields, str(elem.get("defname", "")).removeprefix("transaction_"), _const(elem.get("arg")))
+        return TxCharacteristics(**fields, scope="session" if name == "session characteristics" else "transaction")
+    if node.get("kind") == "VAR_SET_MULTI" and name == "transaction snapshot":
+        snapshot: list[Any] = list(node.get("args") or [])
+        return TxCharacteristics(snapshot=_const(snapshot[0]) if snapshot else "")
+    scope: Literal["transaction", "session"] = "session" if name.startswith("default_") else "transaction"
+    setting = name.removeprefix("default_").removeprefix("transaction_")
+    if not name.removeprefix("default_").startswith("transaction_") or setting not in _CHARACTERISTIC_GUCS:
+        return None
+    if node.get("kind") != "VAR_SET_VALUE":  # SET ... TO DEFAULT / RESET: back to the server's default
+        return TxCharacteristics(scope=scope)
+    args: list[Any] = list(node.get("args") or [])
+    _characteristic(fields, setting, _const(args[0]) if len(args) == 1 else None)
+    return TxCharacteristics(**fields, scope=scope)
+
+
 _BY_VERB = {"Create": StatementKind.CREATE_OTHER, "Alter": StatementKind.ALTER_OTHER, "Drop": StatementKind.DROP_OTHER}
 
 
@@ -413,6 +528,7 @@ def split_statements(sql: str) -> list[SqlStatement]:
         line, counted = line + sql.count("\n", counted, start), start
         ((node_type, node),) = raw["stmt"].items()
         kind, transactional = classify(node_type, node)
+        characteristics = transaction_characteristics(node_type, node)
         statements.append(
             SqlStatement(
                 text=sql[start:end],
@@ -424,6 +540,8 @@ def split_statements(sql: str) -> list[SqlStatement]:
                 start=start,
                 tokens=tuple(_tok(t, sql, start) for t in own),
                 node_type=node_type,
+                characteristics=characteristics,
+                chain=kind is StatementKind.COMMIT and bool(node.get("chain")),
             )
         )
         cursor = suffix_end

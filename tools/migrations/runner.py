@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,10 +23,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from pgshift.tools import ledger
 from pgshift.tools.databases import Databases
 from pgshift.tools.errors import ConfigError, DatabaseError, NotAllowed, PgshiftError
+from pgshift.tools.migrations import leftovers, session_settings
 from pgshift.tools.migrations.check import EXTENSIONS_SQL, ROLES_SQL, find_missing
+from pgshift.tools.migrations.failures import Unfinished, failure_state, segment_text
 from pgshift.tools.migrations.folder import Migration, checksum, checksum_matches
 from pgshift.tools.migrations.lint import LintFinding
-from pgshift.tools.migrations.steps import Prepared, Statement, body, plan_steps, prepare
+from pgshift.tools.migrations.steps import Prepared, Statement, Step, TxCharacteristics, body, plan_steps, prepare
 from pgshift.tools.migrations.touches import named_relations
 from pgshift.tools.safety import apply_refusal
 from pgshift.tools.statement_runner import run_statement
@@ -34,6 +36,8 @@ from pgshift.tools.undo import capture as undo
 from pgshift.tools.undo.store import KeptData, SnapshotOptions
 from pgshift.tools.untrusted import Untrusted, fence_text
 from pgshift.tools.watch.locks import lock_conflicts
+
+T = TypeVar("T")
 
 DEFAULT_LOCK_TIMEOUT_MS = 5_000
 DEFAULT_STATEMENT_TIMEOUT_MS = 10 * 60_000
@@ -165,7 +169,8 @@ async def apply_session(db: Databases, environment: str, timeouts: Timeouts) -> 
     """A connection holding the database's apply lock, with lock_timeout and statement_timeout set."""
     if db.environment(environment).uses_transaction_pooler:
         raise ConfigError(
-            f"'{environment}' connects through Supabase's transaction pooler (port 6543), which can move each "
+            f"'{environment}' connects through Supabase's transaction pooler "
+            f"({db.environment(environment).transaction_pooler_sign}), which can move each "
             "transaction to another server session: the apply lock and timeouts would not hold. Nothing was run. "
             "Use the direct connection or the session pooler (port 5432) for migrations."
         )
@@ -230,6 +235,8 @@ def excerpt(sql: str, limit: int = 160) -> str:
 
 def describe_failure(exc: BaseException, timeouts: Timeouts) -> tuple[str, str | None]:
     """What PostgreSQL said, in a sentence, and the SQLSTATE."""
+    if isinstance(exc, Unfinished):
+        return f"its work is not finished: {fence_text('; '.join(exc.problems))}", None
     if isinstance(exc, asyncpg.LockNotAvailableError):
         return (
             f"could not get a lock within lock_timeout ({timeouts.lock_ms} ms): another session holds a lock on "
@@ -254,6 +261,11 @@ async def _run(conn: asyncpg.Connection, statement: Statement) -> None:
     await run_statement(conn, statement)  # one command: PostgreSQL refuses a second one in the text
 
 
+def _begin(c: TxCharacteristics) -> dict[str, Any]:
+    """`conn.transaction()` options that open a transaction with the characteristics the script asks for."""
+    return {"isolation": c.isolation, "readonly": bool(c.read_only), "deferrable": bool(c.deferrable)}
+
+
 async def execute_migration(
     conn: asyncpg.Connection,
     environment: str,
@@ -267,6 +279,12 @@ async def execute_migration(
 ) -> ApplyResult:
     """Run the prepared statements of `migration` on `conn` (holding the apply lock) and record the history.
 
+    Each step (`plan_steps`) runs as the script asks: its transactions opened with the isolation level, read only
+    and deferrable the script sets (before any query, ours included), its COMMITs honoured, statements that cannot
+    run in a transaction alone. The history rows are written in the last transaction, after checking that nothing
+    the migration builds concurrently or validates was left unfinished (`tools.migrations.leftovers`); an index an
+    interrupted earlier run left INVALID is dropped and built again before its statement runs.
+
     With `snapshots`, the schema is snapshotted first and what lossy statements destroy is kept (`tools.undo`)."""
     statements = prepared.statements
     planned = planned_statements(prepared)
@@ -276,12 +294,18 @@ async def execute_migration(
     t0 = time.perf_counter()
     index_of = {id(s): i for i, s in enumerate(body(statements), start=1)}
     ran: list[Statement] = []  # committed statements (stepwise mode)
+    done: list[Step] = []  # committed steps
+    rebuilt: list[str] = []  # invalid indexes dropped to be built again
     label = f"migration {migration.version} ({migration.name})"
     total = len(planned)
     current: Statement | None = None
+    failing: Step | None = None
     # Losses are read from the author's statements: a rewrite can wrap one in a guard (a DO block) that hides it.
     authored = [dataclasses.replace(s, text=o) for s, o in zip(statements, prepared.originals, strict=True)]
+    author_of = {id(s): a for s, a in zip(statements, authored, strict=True)}
     capture = None if snapshots is None else await _capture(conn, snapshots, migration, authored, timeouts, label)
+    settings = session_settings.changed_by(authored)
+    session = await _before_first(conn, session_settings.read(conn, settings), migration, timeouts, label)
 
     async def record(outcome: Literal["applied", "failed"], error: str | None) -> None:
         await ledger.record(
@@ -296,33 +320,53 @@ async def execute_migration(
             prisma_schema=prisma_schema,
         )
 
+    async def finish() -> None:
+        """Record the migration as applied, in the open transaction, once nothing it did is left unfinished."""
+        problems = await leftovers.unfinished(conn, body(authored))
+        if problems:
+            raise Unfinished(problems)
+        await record("applied", None)
+
     try:
-        if capture is not None and not single and steps:
+        first_read_only = bool(steps) and steps[0].transactional and bool(steps[0].characteristics.read_only)
+        if capture is not None and steps and (not single or first_read_only):
             async with conn.transaction():  # committed first: a half-applied migration can be rolled back to it
                 await undo.save(conn, capture, migration)
+        recorded = False
         for n, step in enumerate(steps, start=1):
+            failing = step
             last = n == len(steps)
             if step.transactional:
-                async with conn.transaction():
+                writable = not step.characteristics.read_only  # a read-only transaction destroys nothing
+                async with conn.transaction(**_begin(step.characteristics)):
                     if capture is not None and capture.snapshot_id is None:
                         await undo.save(conn, capture, migration)  # commits (or not) with the migration
                     for current in step.statements:
-                        if capture is not None:
+                        if capture is not None and writable:
                             await undo.keep_for(conn, capture, index_of[id(current)])
                         await _run(conn, current)
-                    if last:
+                    if last and writable:
                         current = None
-                        await record("applied", None)
+                        await finish()
+                        recorded = True
                 ran.extend(step.statements)
             else:
                 (current,) = step.statements
+                build = leftovers.index_build(author_of[id(current)])
+                if build is not None:
+                    dropped = await leftovers.drop_invalid_index(conn, build)
+                    if dropped is not None:
+                        rebuilt.append(dropped)
                 await _run(conn, current)
+                if build is not None and (invalid := await leftovers.invalid_index(conn, build)) is not None:
+                    raise Unfinished([f"index {invalid} is INVALID after the statement (its build did not finish)"])
                 ran.append(current)
-        if not steps or not steps[-1].transactional:
-            current = None
+            done.append(step)
+        if not recorded:
+            failing, current = None, None
             async with conn.transaction():
-                await record("applied", None)
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                await finish()
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, Unfinished) as exc:
         reason, sqlstate = describe_failure(exc, timeouts)
         where = (
             f"statement {index_of[id(current)]} of {total} (line {current.line}: {excerpt(current.text)})"
@@ -330,41 +374,75 @@ async def execute_migration(
             else "while recording the history"
         )
         lost = isinstance(exc, _CONNECTION_LOST)
+        build = leftovers.index_build(author_of[id(current)]) if current is not None else None
+        state = failure_state(
+            lost=lost,
+            index_note=build is not None or isinstance(exc, Unfinished),
+            index_name=build.name if build is not None else None,
+            rebuilt=rebuilt,
+            nothing_committed=single or not ran,
+            failing=failing,
+            ran=[index_of[id(s)] for s in ran],
+            current=index_of[id(current)] if current is not None else None,
+            total=total,
+            committed=[segment_text(step, index_of) for step in done],
+            rolled_back=segment_text(failing, index_of) if failing is not None and failing.transactional else None,
+        )
         if single or not ran:
-            state = (
-                "The transaction was rolled back (PostgreSQL rolls back an open transaction when its session ends)"
-                if lost
-                else "The transaction was rolled back"
-            ) + ": nothing of this migration remains and the history tables are unchanged."
             if lost:
                 raise ConnectionLost(f"{label} failed at {where}: {reason}. {state}", sqlstate, migration) from None
             raise DatabaseError(f"{label} failed at {where}: {reason}. {state}", sqlstate) from None
-        ran_text = ", ".join(str(index_of[id(s)]) for s in ran)
-        state = (
-            f"Statements {ran_text} of {total} ran and stay committed (they cannot run in one transaction); "
-            f"statement {index_of[id(current)] if current is not None else '-'} failed and the rest did not run."
-        )
-        recorded = ""
+        recorded_note = ""
         if not lost:
             try:
                 async with conn.transaction():
                     await record("failed", f"{where}: {reason}")
-                recorded = " The attempt is recorded as failed in pgshift.migrations" + (
-                    " and _prisma_migrations" if migration.prisma_name else ""
+                recorded_note = " The migration is NOT recorded as applied: the attempt is recorded as failed in " + (
+                    "pgshift.migrations and _prisma_migrations (Prisma's failed state)"
+                    if migration.prisma_name
+                    else "pgshift.migrations"
                 )
-                recorded += "; fix the cause, then re-run the remaining statements or resolve it by hand."
+                recorded_note += (
+                    ". Fix the cause, then apply this migration again (apply_migration runs it again from the start:"
+                    " make the statements that committed re-runnable, e.g. IF NOT EXISTS) or finish it by hand"
+                    + (
+                        f" and mark it resolved (`prisma migrate resolve --applied {migration.prisma_name}`)."
+                        if migration.prisma_name
+                        else "."
+                    )
+                )
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
-                recorded = " Recording the failed attempt failed too: the history tables do not mention it."
-        if any(not s.transactional for s in (current,) if s is not None):
-            state += " A failed CREATE INDEX CONCURRENTLY can leave an INVALID index behind: drop it before retrying."
+                recorded_note = (
+                    " The migration is NOT recorded as applied; recording the failed attempt failed too: the "
+                    "history tables do not mention it."
+                )
         if lost:
-            recorded = " The connection was lost, so the attempt could not be recorded as failed."
-        message = f"{label} failed at {where}: {reason}. {state}{recorded}"
+            recorded_note = (
+                " The connection was lost, so the attempt could not be recorded as failed; the migration is NOT "
+                "recorded as applied and runs again from its first statement at the next deploy."
+            )
+        message = f"{label} failed at {where}: {reason}. {state}{recorded_note}"
         if lost:
             raise ConnectionLost(message, sqlstate, migration) from None
         raise DatabaseError(message, sqlstate) from None
+    finally:
+        await session_settings.restore(conn, session)
     places = [ledger.LEDGER, ledger.SUPABASE] + ([ledger.prisma_table(prisma_schema)] if migration.prisma_name else [])
     kept = capture.kept if capture is not None else []
+    asked = sorted({step.characteristics.sql for step in steps if step.transactional and step.characteristics.sql})
+    notes = ""
+    if asked:
+        notes += f" Its transactions ran as the script asks ({'; '.join(asked)})."
+    if not single:
+        notes += (
+            f" It ran as {len(steps)} steps: the script's own COMMITs and statements that cannot run in a "
+            "transaction say so."
+        )
+    if rebuilt:
+        notes += (
+            f" Index(es) {fence_text(', '.join(rebuilt))} that an interrupted earlier run left INVALID were dropped "
+            "(DROP INDEX CONCURRENTLY) and built again."
+        )
     return ApplyResult.of(
         migration,
         environment,
@@ -377,6 +455,7 @@ async def execute_migration(
         kept_data=kept,
         kept_bytes=sum(k.bytes for k in kept) if capture is not None else None,
         message=f"{label} applied to '{environment}' ({total} statements) and recorded in {', '.join(places)}."
+        + notes
         + _undo_note(capture),
     )
 
@@ -395,6 +474,23 @@ def _undo_note(capture: undo.Capture | None) -> str:
         else ""
     )
     return f" Snapshot {capture.snapshot_id} holds the schema before it (rollback returns to it){kept}.{unkept}"
+
+
+async def _before_first(
+    conn: asyncpg.Connection, read: Awaitable[T], migration: Migration, timeouts: Timeouts, label: str
+) -> T:
+    """`read`, which runs before the migration's first statement: a failure there runs nothing."""
+    try:
+        return await read
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        reason, sqlstate = describe_failure(exc, timeouts)
+        message = (
+            f"{label} failed before its first statement: {reason}. None of its statements ran: nothing of this "
+            "migration remains and the history tables are unchanged."
+        )
+        if isinstance(exc, _CONNECTION_LOST):
+            raise ConnectionLost(message, sqlstate, migration) from None
+        raise DatabaseError(message, sqlstate) from None
 
 
 async def _capture(

@@ -8,23 +8,40 @@ reads which extension a CREATE EXTENSION creates from its tokens (never a regex 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from pgshift.tools.errors import ConfigError
-from pgshift.tools.migrations.parse import SqlStatement, StatementKind, split_statements
+from pgshift.tools.migrations.parse import SqlStatement, StatementKind, TxCharacteristics, split_statements
 from pgshift.tools.migrations.rewrite import rewrite_for_target
 
 Statement = SqlStatement
 
-__all__ = ["Prepared", "Statement", "Step", "body", "extension_name", "plan_steps", "prepare", "split_statements"]
+__all__ = [
+    "Prepared",
+    "Statement",
+    "Step",
+    "TxCharacteristics",
+    "body",
+    "extension_name",
+    "plan_steps",
+    "prepare",
+    "split_statements",
+]
 
 
 @dataclass(frozen=True)
 class Step:
-    """Statements that run together: in one transaction, or alone outside any transaction."""
+    """Statements that run together: in one transaction (opened with `characteristics`: the isolation level, read
+    only and deferrable the script asks for), or alone outside any transaction."""
 
     statements: tuple[Statement, ...]
     transactional: bool
+    characteristics: TxCharacteristics = field(default_factory=TxCharacteristics)
+
+    @property
+    def lines(self) -> str:
+        first, last = self.statements[0].line, self.statements[-1].line
+        return f"line {first}" if first == last else f"lines {first}-{last}"
 
 
 def extension_name(statement: Statement) -> str | None:
@@ -38,42 +55,81 @@ def extension_name(statement: Statement) -> str | None:
 
 
 def body(statements: Sequence[Statement]) -> list[Statement]:
-    """The statements that change something (the author's transaction control left out)."""
+    """The statements that change something (the author's transaction control left out: BEGIN, COMMIT and the SETs
+    of transaction characteristics, which the runner honours by how it opens each transaction)."""
     return [s for s in statements if s.tx_control is None]
 
 
-def plan_steps(statements: Sequence[Statement]) -> list[Step]:
-    """Group statements by how they must run.
+def _refuse(statements: Sequence[Statement]) -> None:
+    """What a migration's own transaction control may not do: roll back, or import another session's snapshot."""
+    for s in statements:
+        if s.tx_control == "rollback":
+            raise ConfigError(
+                f"line {s.line}: the script rolls back its own transaction; a migration must not. Remove the "
+                "ROLLBACK (and what it discards). Nothing was run."
+            )
+        if s.characteristics is not None and s.characteristics.snapshot is not None:
+            raise ConfigError(
+                f"line {s.line}: SET TRANSACTION SNAPSHOT imports another session's snapshot, which no migration can "
+                "rely on (that session is gone when the migration runs). Remove it. Nothing was run."
+            )
 
-    Without non-transactional statements the whole script is one step (the author's BEGIN/COMMIT merge into
-    our transaction, which is at least as atomic). Otherwise each explicit BEGIN..COMMIT block is a step,
-    each non-transactional statement runs alone, and the transactional statements between them are grouped.
+
+def plan_steps(statements: Sequence[Statement]) -> list[Step]:
+    """Group statements by how they must run, honouring the script's own transaction control as PostgreSQL runs a
+    script sent at once (what `prisma migrate deploy` does) and as psql runs its BEGIN..COMMIT blocks.
+
+    - Each COMMIT ends a transaction: a script that commits partway (`BEGIN; ...; COMMIT; BEGIN; ...; COMMIT;`)
+      runs as that many transactions, one after the other. Statements before a BEGIN join its transaction;
+      statements after the last COMMIT form one more.
+    - A script without BEGIN..COMMIT runs as one transaction; so does one made of a single BEGIN..COMMIT block.
+    - A statement that cannot run in a transaction (CREATE INDEX CONCURRENTLY, ...) runs alone, and ends the
+      transaction before it; inside the script's own BEGIN..COMMIT block it is refused (PostgreSQL would refuse it).
+    - Transaction characteristics (BEGIN ISOLATION LEVEL ..., SET TRANSACTION ..., SET transaction_isolation) apply
+      to the transaction they are in, whatever their place in it: each step carries them and the runner opens its
+      transaction with them, before any query (ours included). Session defaults (SET SESSION CHARACTERISTICS AS
+      TRANSACTION ..., SET default_transaction_isolation) apply to the transactions after them: inside a
+      BEGIN..COMMIT block from the next one, outside any block from the next statement (psql commits each
+      statement outside a block on its own), so a transaction open outside a block ends there. They are never sent
+      to the session, so they last for this migration only.
     """
-    rollback = next((s for s in statements if s.tx_control == "rollback"), None)
-    if rollback is not None:
-        raise ConfigError(
-            f"line {rollback.line}: the script rolls back its own transaction; a migration must not. Remove the "
-            "ROLLBACK (and what it discards). Nothing was run."
-        )
-    if all(s.transactional for s in body(statements)):
-        rest = body(statements)
-        return [Step(tuple(rest), True)] if rest else []
+    _refuse(statements)
     steps: list[Step] = []
     group: list[Statement] = []
+    session = TxCharacteristics()  # the defaults SET SESSION CHARACTERISTICS gave so far
+    base = session  # the defaults when the open transaction began
+    own = TxCharacteristics()  # what BEGIN and SET TRANSACTION asked of the open transaction
     in_block = False
 
-    def flush() -> None:
+    def flush() -> TxCharacteristics:
+        nonlocal own, base
+        asked = own.over(base)
         if group:
-            steps.append(Step(tuple(group), True))
+            steps.append(Step(tuple(group), True, asked))
             group.clear()
+        own, base = TxCharacteristics(), session
+        return asked
 
     for s in statements:
+        c = s.characteristics
         if s.tx_control == "begin":
-            flush()
             in_block = True
-        elif s.tx_control is not None:
-            flush()
-            in_block = False
+            own = c.over(own) if c is not None else own
+        elif s.tx_control == "commit":
+            asked = flush()
+            in_block = s.chain
+            if s.chain:  # COMMIT AND CHAIN: the next transaction has the same characteristics
+                own = asked
+        elif s.tx_control == "characteristics" and c is not None:
+            if c.scope == "transaction":
+                own = c.over(own)
+                continue
+            if not in_block:
+                flush()
+            nothing = c.isolation is None and c.read_only is None and c.deferrable is None
+            session = TxCharacteristics() if nothing else c.over(session)  # RESET / TO DEFAULT: the server's
+            if not in_block:
+                base = session
         elif not s.transactional:
             if in_block:
                 raise ConfigError(

@@ -58,7 +58,32 @@ class Context:
         return self.online and table is not None and table_key not in self.created_tables and not table.partitioned
 
     def columns_of_type(self, schema: Schema, type_key: str) -> list[tuple[Table, Column]]:
-        return [(t, c) for t in schema.tables for c in t.columns if base_type(c.type) == type_key and not c.inherited]
+        """The columns of `schema` (its own, not inherited) whose type, or element type, is `type_key`, in table
+        then column order. Looked up in an index built once per schema of the plan (this is asked per changed type,
+        and per step in the ordering: a scan of every column each time made the planner quadratic)."""
+        if schema is self.target:
+            return list(self._target_columns_by_type.get(type_key, ()))
+        if schema is self.source:
+            return list(self._source_columns_by_type.get(type_key, ()))
+        return list(_columns_by_type(schema).get(type_key, ()))
+
+    @cached_property
+    def _target_columns_by_type(self) -> dict[str, list[tuple[Table, Column]]]:
+        return _columns_by_type(self.target)
+
+    @cached_property
+    def _source_columns_by_type(self) -> dict[str, list[tuple[Table, Column]]]:
+        return _columns_by_type(self.source)
 
     def lock_timeout(self) -> int | None:
         return self.lock_timeout_ms if self.online else None
+
+
+def _columns_by_type(schema: Schema) -> dict[str, list[tuple[Table, Column]]]:
+    """Every column of its own (not inherited) of `schema`, by base type, in table then column order."""
+    out: dict[str, list[tuple[Table, Column]]] = {}
+    for t in schema.tables:
+        for c in t.columns:
+            if not c.inherited:
+                out.setdefault(base_type(c.type), []).append((t, c))
+    return out

@@ -76,8 +76,16 @@ class DependencyGraph:
             kind = types.get(key)
             return [(kind, key)] if kind else []
 
+        quoted: dict[str, str] = {}  # column names repeat across tables: quote each once
+
+        def column_key(relation_key: str, name: str) -> str:
+            q = quoted.get(name)
+            if q is None:
+                q = quoted[name] = quote_ident(name)
+            return f"{relation_key}.{q}"
+
         column_relation = {
-            f"{r.key}.{quote_ident(c.name)}": (kind, r.key)
+            column_key(r.key, c.name): (kind, r.key)
             for kind, rels in (("table", schema.tables), ("view", schema.views))
             for r in rels
             for c in r.columns
@@ -103,7 +111,7 @@ class DependencyGraph:
             for parent in (*t.inherits, *([t.partition_of] if t.partition_of else [])):
                 self._add(("table", t.key), ("table", parent))
             for c in t.columns:
-                node = ("column", f"{t.key}.{quote_ident(c.name)}")
+                node = ("column", column_key(t.key, c.name))
                 self.contain(node, ("table", t.key))
                 for n in type_nodes(c.type):
                     self._add(node, n)
@@ -133,8 +141,9 @@ class DependencyGraph:
                     self._add(("constraint", con.key), n)
             if con.index:
                 self.contain(("index", con.index), ("constraint", con.key))
+        constraint_indexes = {c.index for c in schema.constraints}
         for i in schema.indexes:
-            if i.key not in {c.index for c in schema.constraints}:
+            if i.key not in constraint_indexes:
                 self.contain(("index", i.key), rel(i.table))
             if i.parent_index:
                 # The partitioned index is created after its partitions' indexes (it attaches them).

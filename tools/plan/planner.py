@@ -102,7 +102,16 @@ _COLUMN_USERS = frozenset({"view", "policy", "trigger"})
 def objects(schema: Schema, kind: str) -> dict[str, Any]:
     """Every object of one kind, by key (columns, memberships and ownerships are derived)."""
     if kind == "column":
-        return {r.key: r for t in schema.tables for r in (ColumnRef(t, c) for c in t.columns)}
+        quoted: dict[str, str] = {}  # column names repeat across tables: quote each once
+        out: dict[str, ColumnRef] = {}
+        for t in schema.tables:
+            for c in t.columns:
+                name = quoted.get(c.name)
+                if name is None:
+                    name = quoted[c.name] = quote_ident(c.name)
+                key = f"{t.key}.{name}"
+                out[key] = ColumnRef(t, c, key)
+        return out
     if kind == "membership":
         return {m.key: m for t in schema.tables for m in memberships(t)}
     if kind == "sequence_owner":
@@ -114,6 +123,8 @@ def _same(kind: str, key: str, old: Any, new: Any, equivalences: Equivalences) -
     """Equal, or different only in what the diff forgives between these two databases (so plan and compare
     agree: a plan is empty exactly when the comparison is in sync)."""
     if kind == "column":
+        if old.column == new.column:  # the same column: the same once `comparable` too (the common case, cheaper)
+            return True
         old, new = old.comparable(), new.comparable()
     if old == new:
         return True
@@ -135,9 +146,14 @@ def with_platform_grants(source: Schema, target: Schema) -> Schema:
         return source
     relations: list[Table | View] = [*source.tables, *source.views]
     existing = {o.key for o in source} | {member_key(r.key, c.name) for r in relations for c in r.columns}
-    kept = {p.key: p for p in source.privileges if not p.platform}
-    kept |= {p.key: p for p in target.privileges if p.platform and p.object in existing}
-    kept |= missing_platform_grants(source.by_key("privilege"), target.by_key("privilege"))
+    own = {p.key for p in (*source.privileges, *target.privileges) if not p.platform}  # the app's on either side
+    kept = {p.key: p for p in source.privileges if p.key in own}
+    # An identity column's sequence is no object of its own: its grants stay (it goes with its table when dropped).
+    modeled = {q.key for q in target.sequences}
+    existing |= {p.object for p in target.privileges if p.object_kind == "SEQUENCE" and p.object not in modeled}
+    kept |= {p.key: p for p in target.privileges if p.platform and p.object in existing and p.key not in own}
+    wider = missing_platform_grants(source.by_key("privilege"), target.by_key("privilege"))
+    kept |= {k: p for k, p in wider.items() if k not in own}
     return dataclasses.replace(source, privileges=tuple(sorted(kept.values(), key=lambda p: p.key)))
 
 

@@ -7,19 +7,24 @@ has already read (tools/compare.py).
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
 import asyncpg
 
 from pgshift.tools.databases import Environment, connect
-from pgshift.tools.introspect import introspect
+from pgshift.tools.introspect import gc_paused, introspect
 from pgshift.tools.model import Schema
 from pgshift.tools.plan.planner import plan_migration
 from pgshift.tools.plan.rows import count_blockers
 from pgshift.tools.plan.statement import Plan
 
 
-async def _read(conn: asyncpg.Connection, schemas: list[str] | None, include_managed: bool) -> Schema:
-    return await introspect(conn, schemas=schemas, include_managed=include_managed, with_dependencies=True)
+async def _read(
+    conn: asyncpg.Connection, helpers: list[asyncpg.Connection], schemas: list[str] | None, include_managed: bool
+) -> Schema:
+    return await introspect(
+        conn, schemas=schemas, include_managed=include_managed, with_dependencies=True, helpers=helpers
+    )
 
 
 async def plan_environments(
@@ -35,15 +40,24 @@ async def plan_environments(
     target's rows that would make it fail counted as blockers (`tools.plan.rows`)."""
 
     async def read(env: Environment) -> Schema:
-        conn = await connect(env)
+        # Two connections per database, as `compare_environments`: the second shares the first's snapshot and
+        # takes half of the catalog queries.
+        opened = await asyncio.gather(connect(env), connect(env), return_exceptions=True)
+        failed = [r for r in opened if isinstance(r, BaseException)]
+        if failed:
+            await asyncio.gather(*(c.close() for c in opened if isinstance(c, asyncpg.Connection)))
+            raise failed[0]
+        conn, helper = cast(list[asyncpg.Connection], opened)
         try:
             async with conn.transaction(isolation="repeatable_read", readonly=True):
-                return await _read(conn, schemas, include_managed)
+                return await _read(conn, [helper], schemas, include_managed)
         finally:
-            await conn.close()
+            await asyncio.gather(conn.close(), helper.close())
 
-    src, tgt = await asyncio.gather(read(source), read(target))
-    plan = plan_migration(src, tgt, allow_data_loss=allow_data_loss, online=online)
+    with gc_paused():  # as compare: the models and the plan are many small objects without cycles
+        src, tgt = await asyncio.gather(read(source), read(target))
+        plan = plan_migration(src, tgt, allow_data_loss=allow_data_loss, online=online)
+        del src, tgt
     if not plan.row_checks:
         return plan
     conn = await connect(target)

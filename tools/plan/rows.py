@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncpg
 
 from pgshift.tools.plan.statement import Blocker, Plan, RowCheck
-from pgshift.tools.sql import quote_ident
+from pgshift.tools.sql import quote_ident, quote_literal
 
 MAX_ROWS = 5_000_000
 TIMEOUT_MS = 5_000
@@ -73,30 +73,54 @@ async def count_blockers(
     return plan.model_copy(update={"blockers": tuple(blockers)})
 
 
+# Every table's row estimate in one round trip (a plan over thousands of tables may check hundreds).
+_ESTIMATES = (
+    "SELECT t.name, c.reltuples FROM pg_catalog.unnest($1::text[]) AS t(name)"
+    " LEFT JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(t.name)"
+)
+
+
 async def _count(
     conn: asyncpg.Connection, checks: tuple[RowCheck, ...], max_rows: int, timeout_ms: int
 ) -> list[Blocker]:
     original = await conn.fetchval("SELECT pg_catalog.current_setting('statement_timeout')")
-    return [b for check in checks if (b := await _check(conn, check, max_rows, timeout_ms, original)) is not None]
+    tables = sorted({check.table for check in checks})
+    estimates = {name: estimate for name, estimate in await conn.fetch(_ESTIMATES, tables)}
+    # Only the count runs under the short timeout, inside a savepoint: a cancelled count must not end the caller's
+    # transaction, and rolling back to the savepoint also puts the caller's statement_timeout back. The setting
+    # statements go in one round trip each (simple protocol; the values are ours: a number and the old setting).
+    enter = (
+        "SAVEPOINT pgshift_row_check;"
+        f" SELECT pg_catalog.set_config('statement_timeout', {quote_literal(f'{int(timeout_ms)}ms')}, true)"
+    )
+    leave = (
+        f"SELECT pg_catalog.set_config('statement_timeout', {quote_literal(original)}, true);"
+        " RELEASE SAVEPOINT pgshift_row_check"
+    )
+    blockers = []
+    for check in checks:
+        blocker = await _check(conn, check, estimates.get(check.table), max_rows, timeout_ms, (enter, leave))
+        if blocker is not None:
+            blockers.append(blocker)
+    return blockers
 
 
 async def _check(
-    conn: asyncpg.Connection, check: RowCheck, max_rows: int, timeout_ms: int, original_timeout: str
+    conn: asyncpg.Connection,
+    check: RowCheck,
+    estimate: float | None,
+    max_rows: int,
+    timeout_ms: int,
+    statements: tuple[str, str],
 ) -> Blocker | None:
-    estimate = await conn.fetchval(
-        "SELECT c.reltuples FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass($1)", check.table
-    )
     if estimate is not None and estimate > max_rows:
         return _blocker(check, None, f"about {int(estimate)} rows, more than {max_rows}")
-    # Only the count runs under the short timeout, inside a savepoint: a cancelled count must not end the caller's
-    # transaction, and rolling back to the savepoint also puts the caller's statement_timeout back.
-    await conn.execute("SAVEPOINT pgshift_row_check")
+    enter, leave = statements
+    await conn.execute(enter)
     try:
-        await conn.fetchval("SELECT pg_catalog.set_config('statement_timeout', $1, true)", f"{int(timeout_ms)}ms")
         rows = await conn.fetchval(count_sql(check))
     except asyncpg.QueryCanceledError:
         await conn.execute("ROLLBACK TO SAVEPOINT pgshift_row_check")
         return _blocker(check, None, f"the count took longer than {timeout_ms} ms")
-    await conn.fetchval("SELECT pg_catalog.set_config('statement_timeout', $1, true)", original_timeout)
-    await conn.execute("RELEASE SAVEPOINT pgshift_row_check")
+    await conn.execute(leave)
     return _blocker(check, int(rows)) if rows else None

@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
+from pgshift.tools.options import ALLOW_DATA_LOSS
+
 
 class HazardKind(StrEnum):
     DELETES_DATA = "deletes_data"
@@ -165,7 +167,7 @@ class ClientPlan(Plan):
             return None
         return (
             f"script withheld: {len(self.destructive)} statement(s) would delete data (see destructive). Plan again "
-            "with allow_data_loss=true if the loss is intended."
+            f"with {ALLOW_DATA_LOSS} if the loss is intended."
         )
 
     @classmethod

@@ -21,7 +21,16 @@ from pgshift.tools.migrations.folder import Migration
 from pgshift.tools.migrations.parse import SqlStatement
 from pgshift.tools.undo.keep import estimate_bytes, keep, unkeepable
 from pgshift.tools.undo.losses import Loss, migration_losses
-from pgshift.tools.undo.store import KeptData, SnapshotOptions, Taken, prepare_snapshot, save_snapshot
+from pgshift.tools.undo.retention import enforce, human_bytes, until_from_now
+from pgshift.tools.undo.store import (
+    DEFAULT_KEEP_SNAPSHOTS,
+    DEFAULT_KEPT_RETENTION_DAYS,
+    KeptData,
+    SnapshotOptions,
+    Taken,
+    prepare_snapshot,
+    save_snapshot,
+)
 
 
 @dataclass
@@ -41,15 +50,32 @@ class Capture:
 
 def options_for(db: Databases, environment: str) -> SnapshotOptions:
     """How snapshots of `environment` are taken: its libpq URL, the embedded PostgreSQL 18 pg_dump (which dumps
-    servers back to 9.2), and its `max_kept_bytes` limit when the configuration sets one."""
+    servers back to 9.2), its `max_kept_bytes` limit when the configuration sets one, and its retention
+    (`kept_retention_days`, `keep_snapshots`)."""
     env = db.environment(environment)
     limit = getattr(env, "max_kept_bytes", None)
+    days = getattr(env, "kept_retention_days", None)
+    snapshots = getattr(env, "keep_snapshots", None)
     return SnapshotOptions(
         dump_url=env.libpq_url,
         bin_dir=embedded_bin_dir(),
         secrets=tuple(db.secrets()),
         max_kept_bytes=limit if isinstance(limit, int) else None,
+        environment=environment,
+        kept_retention_days=days if isinstance(days, int) else DEFAULT_KEPT_RETENTION_DAYS,
+        keep_snapshots=snapshots if isinstance(snapshots, int) else DEFAULT_KEEP_SNAPSHOTS,
     )
+
+
+def kept_note(db: Databases, environment: str, estimated: int) -> list[str]:
+    """For an approval prompt: what a migration's destroyed data will take once kept, and until when."""
+    if not estimated:
+        return []
+    days = options_for(db, environment).kept_retention_days
+    return [
+        f"kept for undo: about {human_bytes(estimated)} of destroyed data, until {until_from_now(days):%Y-%m-%d} "
+        f"(kept_retention_days = {days}; discarded by pgshift's first write after that)"
+    ]
 
 
 def over_limit(migration: Migration, estimated: int, limit: int | None) -> str | None:
@@ -93,8 +119,12 @@ async def prepare(
 
 
 async def save(conn: asyncpg.Connection, capture: Capture, migration: Migration) -> int:
+    """Write the snapshot, then apply the environment's retention (this is a write: expired kept data goes)."""
     capture.snapshot_id = await save_snapshot(
         conn, capture.taken, precedes_version=migration.version, precedes_name=migration.name
+    )
+    await enforce(
+        conn, kept_retention_days=capture.taken.kept_retention_days, keep_snapshots=capture.taken.keep_snapshots
     )
     return capture.snapshot_id
 
@@ -103,6 +133,6 @@ async def keep_for(conn: asyncpg.Connection, capture: Capture, statement: int) -
     """Copy what statement number `statement` is about to destroy (inside its transaction)."""
     assert capture.snapshot_id is not None
     for n, loss in enumerate(capture.losses_of(statement), start=1):
-        kept = await keep(conn, capture.snapshot_id, loss, n)
+        kept = await keep(conn, capture.snapshot_id, loss, n, retention_days=capture.taken.kept_retention_days)
         if kept is not None:
             capture.kept.append(kept)

@@ -1,8 +1,10 @@
 """Keeping what a migration step destroys, and putting it back after a rollback.
 
 Before a lossy statement runs (`tools.undo.losses`), in the same transaction, the values it would destroy are copied
-into `pgshift.kept_<snapshot>_<statement>_<n>`: for a dropped table every column; for a dropped or retyped column the
-row's key (the primary key, else a unique index over NOT NULL columns) and that column. A table without such a key
+into `pgshift.kept_<snapshot>_<statement>_<n>` (with a primary key of its own, `pgshift_row`): for a dropped table
+every column; for a dropped or retyped column the row's key (the primary key, else a unique index over NOT NULL
+columns) and that column. Each copy is recorded in `pgshift.kept_data` with a keyed MAC and the time it is kept until
+(`tools.undo.retention`). A table without such a key
 cannot have a column kept (`unkeepable` names it before the migration runs). Values are kept as text, so the copy
 never depends on a type the migration drops next (an enum replaced by a new one). After a rollback re-created the
 table or column, the values are cast back to the column's type and written in by key.
@@ -15,10 +17,22 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from pgshift.tools import integrity
 from pgshift.tools.introspect.filters import LEDGER_SCHEMA
 from pgshift.tools.sql import qualified, quote_ident
+from pgshift.tools.state_schema import seal
 from pgshift.tools.undo.losses import Loss
-from pgshift.tools.undo.store import KEPT_DATA, KeptData
+from pgshift.tools.undo.store import (
+    DEFAULT_KEPT_RETENTION_DAYS,
+    KEPT_COLUMNS,
+    KEPT_DATA,
+    KEPT_ROW_COLUMN,
+    KEPT_SIGNED,
+    KEPT_TABLE_NAME,
+    KeptData,
+    ensure_kept_data,
+    kept_mac,
+)
 
 TABLE = """
 SELECT c.oid, n.nspname, c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -104,8 +118,17 @@ async def estimate_bytes(conn: asyncpg.Connection, losses: Sequence[Loss]) -> in
     return total
 
 
-async def keep(conn: asyncpg.Connection, snapshot_id: int, loss: Loss, n: int) -> KeptData | None:
-    """Copy what `loss` will destroy (inside the migration's transaction, right before its statement)."""
+async def keep(
+    conn: asyncpg.Connection,
+    snapshot_id: int,
+    loss: Loss,
+    n: int,
+    *,
+    retention_days: int = DEFAULT_KEPT_RETENTION_DAYS,
+) -> KeptData | None:
+    """Copy what `loss` will destroy (inside the migration's transaction, right before its statement), into a table
+    with a primary key of its own, recorded in `pgshift.kept_data` (created now if missing) with a MAC and the time
+    until which it is kept (`retention_days` from now)."""
     target = await read_target(conn, loss.table)
     if target is None:
         return None
@@ -113,32 +136,49 @@ async def keep(conn: asyncpg.Connection, snapshot_id: int, loss: Loss, n: int) -
     if picked is None:
         return None
     keys, cols = picked
+    key = integrity.load_key()
+    await ensure_kept_data(conn)
     name = f"kept_{snapshot_id}_{loss.statement}_{n}"
     kept = qualified(LEDGER_SCHEMA, name)
-    select = ", ".join(_text(c) for c in dict.fromkeys([*keys, *cols]))
-    status = await conn.execute(f"CREATE TABLE {kept} AS SELECT {select} FROM {target.sql_name}")
+    copied = list(dict.fromkeys([*keys, *cols]))
+    row_id = KEPT_ROW_COLUMN
+    while row_id in copied:
+        row_id += "_"
+    definition = ", ".join(
+        [f"{quote_ident(row_id)} bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY"]
+        + [f"{quote_ident(c)} text" for c in copied]
+    )
+    await conn.execute(f"CREATE TABLE {kept} ({definition})")
+    await seal(conn)
+    names = ", ".join(quote_ident(c) for c in copied)
+    status = await conn.execute(
+        f"INSERT INTO {kept} ({names}) SELECT {', '.join(_text(c) for c in copied)} FROM {target.sql_name}"
+    )
     rows = int(status.rsplit(" ", 1)[-1])
     size = int(await conn.fetchval("SELECT pg_catalog.pg_total_relation_size($1::regclass)", kept))
-    record = KeptData(
-        snapshot_id=snapshot_id,
-        statement=loss.statement,
-        kind=loss.kind,
-        table_schema=target.schema,
-        table_name=target.name,
-        column_name=loss.column,
-        kept_table=name,
-        key_columns=keys,
-        columns=cols,
-        rows=rows,
-        bytes=size,
-    )
-    await conn.execute(
+    written = await conn.fetchrow(
         f"""INSERT INTO {KEPT_DATA} (snapshot_id, statement, kind, table_schema, table_name, column_name, kept_table,
-                                     key_columns, columns, rows, bytes)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)""",
-        *(getattr(record, f) for f in KeptData.model_fields),
+                                     key_columns, columns, rows, bytes, keep_until)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
+                    clock_timestamp() + pg_catalog.make_interval(days => $12))
+            RETURNING {KEPT_COLUMNS}""",
+        snapshot_id,
+        loss.statement,
+        loss.kind,
+        target.schema,
+        target.name,
+        loss.column,
+        name,
+        keys,
+        cols,
+        rows,
+        size,
+        int(retention_days),
     )
-    return record
+    assert written is not None
+    fields = {k: written[k] for k in KEPT_SIGNED}
+    await conn.execute(f"UPDATE {KEPT_DATA} SET mac = $2 WHERE id = $1", written["id"], kept_mac(fields, key))
+    return KeptData(**{k: written[k] for k in KeptData.model_fields if k != "integrity"})
 
 
 @dataclass(frozen=True)
@@ -188,9 +228,11 @@ async def _advance_sequences(conn: asyncpg.Connection, target: Target, columns: 
 
 
 async def discard(conn: asyncpg.Connection, kept: Sequence[KeptData]) -> int:
-    """Drop kept tables and their records (inside the caller's transaction); bytes freed."""
+    """Drop kept tables and their records (inside the caller's transaction); bytes freed. Only tables named as pgshift
+    names kept tables are dropped: a record that names another table loses its record only."""
     for k in kept:
-        await conn.execute(f"DROP TABLE IF EXISTS {qualified(LEDGER_SCHEMA, k.kept_table)}")
+        if KEPT_TABLE_NAME.fullmatch(k.kept_table):
+            await conn.execute(f"DROP TABLE IF EXISTS {qualified(LEDGER_SCHEMA, k.kept_table)}")
         await conn.execute(f"DELETE FROM {KEPT_DATA} WHERE kept_table = $1", k.kept_table)
     return sum(k.bytes for k in kept)
 

@@ -1,33 +1,51 @@
 """Snapshots and kept data in our ledger schema on the target database (so they travel with it).
 
 - `pgshift.snapshots`: the schema's fingerprint (`tools.migrations.runner.target_fingerprint`, the one approvals are
-  bound to), a loadable DDL form of it (`pg_dump --schema-only --no-owner`, `tools.judge.dump_schema`), its SHA-256
-  (a snapshot whose text was changed is refused), the server version, a label and the migration it precedes;
-- `pgshift.kept_data`: one row per copy of data a migration step destroyed (`tools.undo.keep`), naming the
-  `pgshift.kept_*` table that holds it.
+  bound to), a loadable DDL form of it (`pg_dump --schema-only --no-owner`, `tools.judge.dump_schema`), its SHA-256,
+  the server version, a label, the migration it precedes, the environment it was taken of, and a keyed MAC over all
+  of these (`tools.integrity`: the key is in pgshift's state directory, never in the database);
+- `pgshift.snapshot_chunks`: the DDL itself, split at pg_dump's entry headers into runs of one schema each,
+  zlib-compressed and stored once per content (keyed by SHA-256). A snapshot lists its chunks in order; an unchanged
+  part (Supabase's `auth` and `storage`) is shared by every snapshot instead of copied on each apply;
+- `pgshift.kept_data` (created when something is first kept): one row per copy of data a migration step destroyed
+  (`tools.undo.keep`), naming the `pgshift.kept_*` table that holds it, until when it is kept, and its MAC.
 
-Both live in the `pgshift` schema, which introspection and compare always leave out (`tools.introspect.filters`).
+Every read and write first proves the schema is pgshift's alone (`tools.state_schema`). A snapshot or kept record
+whose MAC fails (changed outside pgshift, or signed with another machine's key) is refused for loading or restoring;
+listing shows it flagged. The `pgshift` schema is always left out of introspection and compare
+(`tools.introspect.filters`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
+import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePath
+from typing import Literal
 
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 
+from pgshift.tools import integrity
 from pgshift.tools.errors import ConfigError, DatabaseError
+from pgshift.tools.files import check_name, write_new
 from pgshift.tools.introspect.filters import LEDGER_SCHEMA
 from pgshift.tools.judge import dump_schema
 from pgshift.tools.sql import qualified, quote_ident
+from pgshift.tools.state_schema import check_state_schema, seal
 
 SNAPSHOTS = qualified(LEDGER_SCHEMA, "snapshots")
+CHUNKS = qualified(LEDGER_SCHEMA, "snapshot_chunks")
 KEPT_DATA = qualified(LEDGER_SCHEMA, "kept_data")
 SNAPSHOT_FOLDER = Path(".pgshift") / "snapshots"
+KEPT_TABLE_NAME = re.compile(r"kept_[0-9]+_[0-9]+_[0-9]+")
+DEFAULT_KEPT_RETENTION_DAYS = 30
+DEFAULT_KEEP_SNAPSHOTS = 20
 
 CREATE_SNAPSHOTS = f"""
 CREATE SCHEMA IF NOT EXISTS {LEDGER_SCHEMA};
@@ -35,14 +53,34 @@ CREATE TABLE IF NOT EXISTS {SNAPSHOTS} (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     label text,
     fingerprint text NOT NULL,
-    ddl text NOT NULL,
+    ddl text,
     ddl_sha256 text NOT NULL,
     server_version text NOT NULL,
     precedes_version text,
     precedes_name text,
     taken_by text NOT NULL DEFAULT current_user,
-    taken_at timestamptz NOT NULL DEFAULT clock_timestamp()
+    taken_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    environment text,
+    chunks bytea[],
+    ddl_bytes bigint,
+    mac text
 );
+CREATE TABLE IF NOT EXISTS {CHUNKS} (
+    sha256 bytea PRIMARY KEY,
+    bytes integer NOT NULL,
+    data bytea NOT NULL
+);
+ALTER TABLE {CHUNKS} ALTER COLUMN data SET STORAGE EXTERNAL;
+"""
+# Snapshot tables of older versions: the DDL inline (now chunked, so nullable) and no MAC.
+UPGRADE_SNAPSHOTS = f"""
+ALTER TABLE {SNAPSHOTS} ALTER COLUMN ddl DROP NOT NULL,
+    ADD COLUMN IF NOT EXISTS environment text,
+    ADD COLUMN IF NOT EXISTS chunks bytea[],
+    ADD COLUMN IF NOT EXISTS ddl_bytes bigint,
+    ADD COLUMN IF NOT EXISTS mac text;
+"""
+CREATE_KEPT_DATA = f"""
 CREATE TABLE IF NOT EXISTS {KEPT_DATA} (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     snapshot_id bigint NOT NULL REFERENCES {SNAPSHOTS} (id) ON DELETE CASCADE,
@@ -56,13 +94,52 @@ CREATE TABLE IF NOT EXISTS {KEPT_DATA} (
     columns text[] NOT NULL,
     rows bigint NOT NULL,
     bytes bigint NOT NULL,
-    kept_at timestamptz NOT NULL DEFAULT clock_timestamp()
+    kept_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    keep_until timestamptz,
+    mac text,
+    CONSTRAINT kept_data_snapshot_table UNIQUE (snapshot_id, kept_table)
 );
+"""
+# Kept-data tables of older versions: no MAC, no retention, and a foreign key no index leads with (an advisor finding).
+UPGRADE_KEPT_DATA = f"""
+ALTER TABLE {KEPT_DATA} ADD COLUMN IF NOT EXISTS keep_until timestamptz, ADD COLUMN IF NOT EXISTS mac text;
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_constraint
+                   WHERE conrelid = '{KEPT_DATA}'::regclass AND conname = 'kept_data_snapshot_table') THEN
+        ALTER TABLE {KEPT_DATA} ADD CONSTRAINT kept_data_snapshot_table UNIQUE (snapshot_id, kept_table);
+    END IF;
+END $$;
+"""
+STATE = f"""
+SELECT to_regclass($1) IS NOT NULL AS snapshots, to_regclass($2) IS NOT NULL AS chunks,
+       to_regclass($3) IS NOT NULL AS kept_data,
+       EXISTS (SELECT FROM pg_catalog.pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'mac'
+               AND NOT attisdropped) AS snapshots_current,
+       EXISTS (SELECT FROM pg_catalog.pg_attribute WHERE attrelid = to_regclass($3) AND attname = 'mac'
+               AND NOT attisdropped) AS kept_current,
+       EXISTS (SELECT FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+               WHERE n.nspname = '{LEDGER_SCHEMA}' AND c.relname ~ '^kept_[0-9]+_[0-9]+_[0-9]+$' AND c.relkind = 'r'
+                 AND NOT EXISTS (SELECT FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))
+           AS kept_without_key
+"""
+KEPT_ROW_COLUMN = "pgshift_row"
+KEPT_WITHOUT_KEY = f"""
+SELECT format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = '{LEDGER_SCHEMA}' AND c.relname ~ '^kept_[0-9]+_[0-9]+_[0-9]+$' AND c.relkind = 'r'
+  AND NOT EXISTS (SELECT FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)
 """
 
 
 class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True)
+
+
+Integrity = Literal["ok", "failed", "unsigned"]
+INTEGRITY_DESCRIPTION = (
+    "ok: its keyed MAC verifies; failed: it was changed outside pgshift or signed with another machine's key (never "
+    "loaded); unsigned: taken by an older pgshift without a MAC (never loaded)"
+)
 
 
 class KeptData(Frozen):
@@ -81,11 +158,32 @@ class KeptData(Frozen):
     columns: list[str] = Field(description="Columns kept (values as text)")
     rows: int
     bytes: int
+    kept_at: datetime | None = None
+    keep_until: datetime | None = Field(None, description="Discarded by pgshift's first write after this time")
+    integrity: Integrity = Field("ok", description=INTEGRITY_DESCRIPTION)
 
     @property
     def object(self) -> str:
         table = qualified(self.table_schema, self.table_name)
         return table if self.column_name is None else f"{table}.{quote_ident(self.column_name)}"
+
+
+KEPT_SIGNED = (
+    "id",
+    "snapshot_id",
+    "statement",
+    "kind",
+    "table_schema",
+    "table_name",
+    "column_name",
+    "kept_table",
+    "key_columns",
+    "columns",
+    "rows",
+    "bytes",
+    "kept_at",
+    "keep_until",
+)
 
 
 class SnapshotRow(Frozen):
@@ -98,33 +196,92 @@ class SnapshotRow(Frozen):
     taken_by: str
     taken_at: datetime
     ddl_bytes: int
+    environment: str | None = None
+    integrity: Integrity = Field("ok", description=INTEGRITY_DESCRIPTION)
+
+
+SNAPSHOT_SIGNED = (
+    "id",
+    "environment",
+    "label",
+    "fingerprint",
+    "ddl_sha256",
+    "ddl_bytes",
+    "server_version",
+    "precedes_version",
+    "precedes_name",
+    "taken_by",
+    "taken_at",
+)
 
 
 @dataclass(frozen=True)
 class SnapshotOptions:
-    """How snapshots are taken on one environment: `pg_dump` reaches it at `dump_url` with `bin_dir`'s binaries."""
+    """How snapshots are taken on one environment: `pg_dump` reaches it at `dump_url` with `bin_dir`'s binaries.
+    `kept_retention_days` and `keep_snapshots` bound what stays stored (`tools.undo.retention`)."""
 
     dump_url: str
     bin_dir: Path
     secrets: tuple[str, ...] = ()
     max_kept_bytes: int | None = None
+    environment: str | None = None
+    kept_retention_days: int = DEFAULT_KEPT_RETENTION_DAYS
+    keep_snapshots: int = DEFAULT_KEEP_SNAPSHOTS
 
 
 def ddl_digest(ddl: str) -> str:
     return hashlib.sha256(ddl.encode()).hexdigest()
 
 
+# --- the schema: checked before every read and write, created and upgraded on write ----------------------------
+
+
+async def _state(conn: asyncpg.Connection) -> asyncpg.Record:
+    await check_state_schema(conn)
+    row = await conn.fetchrow(STATE, SNAPSHOTS, CHUNKS, KEPT_DATA)
+    assert row is not None
+    return row
+
+
 async def ensure_tables(conn: asyncpg.Connection) -> None:
-    """Create the snapshot tables when missing (only then: IF NOT EXISTS still needs CREATE rights)."""
-    exists = await conn.fetchval(
-        "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL", SNAPSHOTS, KEPT_DATA
-    )
-    if not exists:
+    """Create the snapshot tables when missing and upgrade those of older versions (only then: IF NOT EXISTS still
+    needs CREATE rights). Refused (NotAllowed) when the `pgshift` schema is not pgshift's alone."""
+    state = await _state(conn)
+    created = []
+    if state["snapshots"] and not state["snapshots_current"]:
+        await conn.execute(UPGRADE_SNAPSHOTS)
+    if not state["snapshots"] or not state["chunks"]:
         await conn.execute(CREATE_SNAPSHOTS)
+        created += [SNAPSHOTS, CHUNKS]
+    if state["kept_data"] and not state["kept_current"]:
+        if await conn.fetchval(f"SELECT NOT EXISTS (SELECT FROM {KEPT_DATA})"):
+            await conn.execute(f"DROP TABLE {KEPT_DATA}")  # made by older versions even when nothing was kept
+        else:
+            await conn.execute(UPGRADE_KEPT_DATA)
+    if state["kept_without_key"]:
+        for table in [r[0] for r in await conn.fetch(KEPT_WITHOUT_KEY)]:
+            await conn.execute(
+                f"ALTER TABLE {table} ADD COLUMN {KEPT_ROW_COLUMN} bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+            )
+    if created:
+        await seal(conn)
+
+
+async def ensure_kept_data(conn: asyncpg.Connection) -> None:
+    """`pgshift.kept_data`, created when something is first kept."""
+    await ensure_tables(conn)
+    if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", KEPT_DATA):
+        await conn.execute(CREATE_KEPT_DATA)
+        await seal(conn)
 
 
 async def tables_exist(conn: asyncpg.Connection) -> bool:
-    return bool(await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", SNAPSHOTS))
+    """Whether snapshots were ever taken here; NotAllowed when the `pgshift` schema is not pgshift's alone."""
+    return bool((await _state(conn))["snapshots"])
+
+
+async def kept_exists(conn: asyncpg.Connection) -> bool:
+    return bool((await _state(conn))["kept_data"])
 
 
 USER_TABLES = f"""
@@ -146,30 +303,138 @@ async def _tables_free(conn: asyncpg.Connection, lock_timeout_ms: int) -> None:
         await conn.execute(f"LOCK TABLE {', '.join(tables)} IN ACCESS SHARE MODE")
 
 
+# --- the DDL as content-addressed, compressed chunks ------------------------------------------------------------
+
+# pg_dump's entry header: "--\n-- Name: x; Type: TABLE; Schema: auth; Owner: -\n--". Used only to choose where to
+# cut the text for storage; the chunks concatenate back to the exact dump, whatever the cuts.
+_ENTRY = re.compile(r"^--\n-- (?:Data for )?Name: ([^\n]*); Type: [^\n]*; Schema: ([^;\n]*);", re.MULTILINE)
+_DUMP_END = "\n--\n-- PostgreSQL database dump complete"
+_CUT_ONE_IN = 16  # within one schema's run, also cut before about one entry in 16 (chosen by its header's hash)
+
+
+def split_ddl(ddl: str) -> list[str]:
+    """The dump cut before each entry that starts another schema's run (and before about one entry in 16, chosen by
+    the entry's header so the cut moves with its entry), with the preamble and the closing lines (which carry
+    pg_dump's per-run `\\restrict` key) apart. `"".join(split_ddl(d)) == d`."""
+    cuts = {0, len(ddl)}
+    previous: str | None = None
+    for m in _ENTRY.finditer(ddl):
+        header = hashlib.sha256(m.group(0).encode()).digest()
+        if m.group(2) != previous or header[0] < 256 // _CUT_ONE_IN:
+            cuts.add(m.start())
+        previous = m.group(2)
+    end = ddl.rfind(_DUMP_END)
+    if end >= 0:
+        cuts.add(end + 1)
+    ordered = sorted(cuts)
+    return [ddl[a:b] for a, b in itertools.pairwise(ordered) if b > a]
+
+
+async def _store_chunks(conn: asyncpg.Connection, ddl: str) -> list[bytes]:
+    """Write the chunks of `ddl` not stored yet; the digests of all, in order."""
+    pieces = [p.encode() for p in split_ddl(ddl)]
+    digests = [hashlib.sha256(p).digest() for p in pieces]
+    stored = await conn.fetch(f"SELECT sha256 FROM {CHUNKS} WHERE sha256 = ANY($1::bytea[])", digests)
+    have = {bytes(r[0]) for r in stored}
+    new = {d: p for d, p in zip(digests, pieces, strict=True) if d not in have}
+    if new:
+        await conn.execute(
+            f"""INSERT INTO {CHUNKS} (sha256, bytes, data)
+                SELECT * FROM unnest($1::bytea[], $2::integer[], $3::bytea[]) ON CONFLICT (sha256) DO NOTHING""",
+            list(new),
+            [len(p) for p in new.values()],
+            [zlib.compress(p, 9) for p in new.values()],
+        )
+    return digests
+
+
+def _inflate(data: bytes, size: int) -> bytes | None:
+    """`data` decompressed, when it is a complete zlib stream of exactly `size` bytes (never more is inflated)."""
+    try:
+        inflater = zlib.decompressobj()
+        out = inflater.decompress(data, size + 1)
+    except zlib.error:
+        return None
+    return out if len(out) == size and inflater.eof and not inflater.unused_data else None
+
+
+def _refused(snapshot_id: int) -> DatabaseError:
+    return DatabaseError(
+        f"snapshot {snapshot_id} fails its integrity check: it was changed outside pgshift, or was written with "
+        "another machine's key; it will not be loaded. Nothing was done: use another snapshot (list_snapshots flags "
+        "the ones that fail), or take a new one with snapshot_schema."
+    )
+
+
+def _unsigned(snapshot_id: int) -> DatabaseError:
+    return DatabaseError(
+        f"snapshot {snapshot_id} cannot be verified: it was taken by an older pgshift, without an integrity MAC, so "
+        "pgshift cannot tell whether it was changed since; it will not be loaded. Nothing was done: take a new "
+        "snapshot (snapshot_schema; every apply and deploy also takes one) and use that."
+    )
+
+
+async def _assemble(conn: asyncpg.Connection, snapshot_id: int, digests: Sequence[bytes], size: int) -> str:
+    rows = await conn.fetch(
+        f"SELECT sha256, bytes, data FROM {CHUNKS} WHERE sha256 = ANY($1::bytea[])", [bytes(d) for d in digests]
+    )
+    found = {bytes(r["sha256"]): r for r in rows}
+    if any(bytes(d) not in found for d in digests) or sum(found[bytes(d)]["bytes"] for d in digests) != size:
+        raise _refused(snapshot_id)
+    parts = []
+    for d in digests:
+        row = found[bytes(d)]
+        raw = _inflate(bytes(row["data"]), int(row["bytes"]))
+        if raw is None or hashlib.sha256(raw).digest() != bytes(d):
+            raise _refused(snapshot_id)
+        parts.append(raw)
+    try:
+        return b"".join(parts).decode()
+    except UnicodeDecodeError:
+        raise _refused(snapshot_id) from None
+
+
+# --- snapshots --------------------------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class Taken:
-    """What a snapshot will be: its fingerprint and DDL (None: reuse the DDL of snapshot `reuse`)."""
+    """What a snapshot will be: its fingerprint and DDL (None: reuse the DDL of snapshot `reuse`), and how the
+    environment's retention bounds what stays stored."""
 
     fingerprint: str
     ddl: str | None
     reuse: int | None
     server_version: str
+    environment: str | None = None
+    kept_retention_days: int = DEFAULT_KEPT_RETENTION_DAYS
+    keep_snapshots: int = DEFAULT_KEEP_SNAPSHOTS
 
 
 async def prepare_snapshot(conn: asyncpg.Connection, options: SnapshotOptions, lock_timeout_ms: int) -> Taken:
-    """Read the target's fingerprint and, unless the last snapshot has the same one, dump its DDL (outside any
-    transaction on `conn`). Nothing is written."""
+    """Read the target's fingerprint and, unless the last snapshot has the same one and verifies, dump its DDL
+    (outside any transaction on `conn`). Nothing is written."""
     from pgshift.tools.migrations.runner import target_fingerprint  # the runner calls into this module
 
     fingerprint = await target_fingerprint(conn)
     version = str(await conn.fetchval("SHOW server_version"))
+    policy = (options.environment, options.kept_retention_days, options.keep_snapshots)
     if await tables_exist(conn):
         last = await conn.fetchrow(f"SELECT id, fingerprint FROM {SNAPSHOTS} ORDER BY id DESC LIMIT 1")
         if last is not None and last["fingerprint"] == fingerprint:
-            return Taken(fingerprint, None, int(last["id"]), version)
+            try:
+                await read_snapshot(conn, int(last["id"]))
+            except DatabaseError:
+                pass  # never re-sign what does not verify: dump afresh
+            else:
+                return Taken(fingerprint, None, int(last["id"]), version, *policy)
     await _tables_free(conn, lock_timeout_ms)
     ddl = await dump_schema(options.dump_url, options.bin_dir, no_owner=True, secrets=options.secrets)
-    return Taken(fingerprint, ddl, None, version)
+    return Taken(fingerprint, ddl, None, version, *policy)
+
+
+def _snapshot_mac(fields: dict[str, object], key: bytes) -> str:
+    return integrity.mac("snapshot", {k: fields.get(k) for k in SNAPSHOT_SIGNED}, key)
 
 
 async def save_snapshot(
@@ -180,86 +445,154 @@ async def save_snapshot(
     precedes_version: str | None = None,
     precedes_name: str | None = None,
 ) -> int:
-    """Write the snapshot row (inside the caller's transaction, if any); its id. A reused snapshot's DDL is copied
-    on the server, not sent again."""
+    """Write the snapshot row and its new chunks (inside the caller's transaction, if any), signed; its id. A reused
+    snapshot shares the chunks of the one it reuses."""
+    key = integrity.load_key()
     await ensure_tables(conn)
     if taken.ddl is None:
-        new_id = await conn.fetchval(
-            f"""INSERT INTO {SNAPSHOTS} (label, fingerprint, ddl, ddl_sha256, server_version, precedes_version,
-                                         precedes_name)
-                SELECT $2, fingerprint, ddl, ddl_sha256, $3, $4, $5 FROM {SNAPSHOTS} WHERE id = $1 RETURNING id""",
+        source = await conn.fetchrow(
+            f"SELECT chunks, ddl_sha256, ddl_bytes, fingerprint FROM {SNAPSHOTS} WHERE id = $1 AND chunks IS NOT NULL",
             taken.reuse,
-            label,
-            taken.server_version,
-            precedes_version,
-            precedes_name,
         )
-        if new_id is not None:
-            return int(new_id)
-        raise DatabaseError(f"snapshot {taken.reuse} disappeared while a new one was being taken from it; retry")
-    return int(
-        await conn.fetchval(
-            f"""INSERT INTO {SNAPSHOTS} (label, fingerprint, ddl, ddl_sha256, server_version, precedes_version,
-                                         precedes_name)
-                VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id""",
-            label,
-            taken.fingerprint,
-            taken.ddl,
-            ddl_digest(taken.ddl),
-            taken.server_version,
-            precedes_version,
-            precedes_name,
-        )
+        if source is None:
+            raise DatabaseError(f"snapshot {taken.reuse} disappeared while a new one was being taken from it; retry")
+        digests, sha, size, fingerprint = source["chunks"], source["ddl_sha256"], source["ddl_bytes"], taken.fingerprint
+    else:
+        digests = await _store_chunks(conn, taken.ddl)
+        sha, size, fingerprint = ddl_digest(taken.ddl), len(taken.ddl.encode()), taken.fingerprint
+    row = await conn.fetchrow(
+        f"""INSERT INTO {SNAPSHOTS} (label, fingerprint, chunks, ddl_sha256, ddl_bytes, server_version,
+                                     precedes_version, precedes_name, environment)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id, taken_by, taken_at""",
+        label,
+        fingerprint,
+        digests,
+        sha,
+        size,
+        taken.server_version,
+        precedes_version,
+        precedes_name,
+        taken.environment,
     )
+    assert row is not None
+    fields: dict[str, object] = {
+        "id": int(row["id"]),
+        "environment": taken.environment,
+        "label": label,
+        "fingerprint": fingerprint,
+        "ddl_sha256": sha,
+        "ddl_bytes": int(size),
+        "server_version": taken.server_version,
+        "precedes_version": precedes_version,
+        "precedes_name": precedes_name,
+        "taken_by": row["taken_by"],
+        "taken_at": row["taken_at"],
+    }
+    await conn.execute(f"UPDATE {SNAPSHOTS} SET mac = $2 WHERE id = $1", row["id"], _snapshot_mac(fields, key))
+    return int(row["id"])
 
 
 SNAPSHOT_COLUMNS = """id, label, fingerprint, server_version, precedes_version, precedes_name, taken_by, taken_at,
-octet_length(ddl) AS ddl_bytes"""
+coalesce(ddl_bytes, octet_length(ddl)) AS ddl_bytes, environment, ddl_sha256, mac"""
+
+
+def _snapshot_integrity(row: asyncpg.Record, key: bytes) -> Integrity:
+    if not row["mac"]:
+        return "unsigned"
+    fields = {k: row[k] for k in SNAPSHOT_SIGNED}
+    return "ok" if integrity.check("snapshot", fields, row["mac"], key) else "failed"
+
+
+def _snapshot_row(row: asyncpg.Record, key: bytes) -> SnapshotRow:
+    fields = {k: row[k] for k in SnapshotRow.model_fields if k != "integrity"}
+    return SnapshotRow(**fields, integrity=_snapshot_integrity(row, key))
 
 
 async def list_rows(conn: asyncpg.Connection) -> list[SnapshotRow]:
+    """Every snapshot, oldest first, each flagged with whether its MAC verifies (nothing is refused here)."""
     if not await tables_exist(conn):
         return []
-    return [SnapshotRow(**dict(r)) for r in await conn.fetch(f"SELECT {SNAPSHOT_COLUMNS} FROM {SNAPSHOTS} ORDER BY id")]
-
-
-async def read_kept(conn: asyncpg.Connection, min_snapshot_id: int | None = None) -> list[KeptData]:
-    """Kept data (all, or of snapshots from `min_snapshot_id` on), oldest first."""
-    if not await tables_exist(conn):
-        return []
-    rows = await conn.fetch(
-        f"""SELECT snapshot_id, statement, kind, table_schema, table_name, column_name, kept_table, key_columns,
-                   columns, rows, bytes
-            FROM {KEPT_DATA} WHERE $1::bigint IS NULL OR snapshot_id >= $1 ORDER BY snapshot_id, id""",
-        min_snapshot_id,
-    )
-    return [KeptData(**dict(r)) for r in rows]
+    key = integrity.load_key()
+    return [_snapshot_row(r, key) for r in await conn.fetch(f"SELECT {SNAPSHOT_COLUMNS} FROM {SNAPSHOTS} ORDER BY id")]
 
 
 async def read_snapshot(conn: asyncpg.Connection, snapshot_id: int) -> tuple[SnapshotRow, str]:
-    """A snapshot and its DDL; DatabaseError when it is missing or its DDL no longer matches its digest."""
+    """A snapshot and its DDL, for loading. ConfigError when it is missing; DatabaseError when its MAC does not verify
+    (or it has none), or its DDL no longer matches what was signed: it is never returned then."""
     if not await tables_exist(conn):
         raise ConfigError(f"snapshot {snapshot_id} does not exist: this database has no snapshots yet")
-    row = await conn.fetchrow(
-        f"SELECT {SNAPSHOT_COLUMNS}, ddl, ddl_sha256 FROM {SNAPSHOTS} WHERE id = $1", int(snapshot_id)
-    )
+    row = await conn.fetchrow(f"SELECT {SNAPSHOT_COLUMNS}, chunks FROM {SNAPSHOTS} WHERE id = $1", int(snapshot_id))
     if row is None:
         raise ConfigError(f"snapshot {snapshot_id} does not exist (list_snapshots shows what exists); nothing was done")
-    if ddl_digest(row["ddl"]) != row["ddl_sha256"]:
-        raise DatabaseError(
-            f"snapshot {snapshot_id} is corrupted: its DDL no longer matches the SHA-256 recorded when it was taken. "
-            "Nothing was done; use another snapshot."
+    checked = _snapshot_row(row, integrity.load_key())
+    if checked.integrity == "unsigned":
+        raise _unsigned(snapshot_id)
+    if checked.integrity != "ok" or row["chunks"] is None:
+        raise _refused(snapshot_id)
+    ddl = await _assemble(conn, snapshot_id, row["chunks"], int(row["ddl_bytes"]))
+    if ddl_digest(ddl) != row["ddl_sha256"]:
+        raise _refused(snapshot_id)
+    return checked, ddl
+
+
+# --- kept data records ------------------------------------------------------------------------------------------
+
+
+def kept_mac(fields: dict[str, object], key: bytes) -> str:
+    return integrity.mac("kept_data", {k: fields.get(k) for k in KEPT_SIGNED}, key)
+
+
+KEPT_COLUMNS = """id, snapshot_id, statement, kind, table_schema, table_name, column_name, kept_table, key_columns,
+columns, rows, bytes, kept_at, keep_until, mac"""
+
+
+def _kept(row: asyncpg.Record, key: bytes) -> KeptData:
+    fields = {k: row[k] for k in KEPT_SIGNED}
+    signed = integrity.check("kept_data", fields, row["mac"], key)
+    named = KEPT_TABLE_NAME.fullmatch(str(row["kept_table"])) is not None
+    ok: Integrity = "unsigned" if not row["mac"] else "ok" if signed and named else "failed"
+    return KeptData(**{k: row[k] for k in KeptData.model_fields if k != "integrity"}, integrity=ok)
+
+
+async def read_kept(
+    conn: asyncpg.Connection, min_snapshot_id: int | None = None, *, verified: bool = True
+) -> list[KeptData]:
+    """Kept data (all, or of snapshots from `min_snapshot_id` on), oldest first. With `verified` (for a restore), a
+    record whose MAC fails (or that has none) is refused (DatabaseError) and nothing is returned; without, records
+    come back flagged."""
+    if not await kept_exists(conn):
+        return []
+    key = integrity.load_key()
+    rows = await conn.fetch(
+        f"""SELECT {KEPT_COLUMNS} FROM {KEPT_DATA} WHERE $1::bigint IS NULL OR snapshot_id >= $1
+            ORDER BY snapshot_id, id""",
+        min_snapshot_id,
+    )
+    kept = [_kept(r, key) for r in rows]
+    bad = [k for k in kept if k.integrity != "ok"]
+    if verified and bad:
+        first = bad[0]
+        why = (
+            "was recorded by an older pgshift, without an integrity MAC"
+            if first.integrity == "unsigned"
+            else "fails its integrity check: it was changed outside pgshift, or was written with another machine's key"
         )
-    fields = {k: row[k] for k in SnapshotRow.model_fields}
-    return SnapshotRow(**fields), str(row["ddl"])
+        raise DatabaseError(
+            f"kept data {first.kept_table!r} of snapshot {first.snapshot_id} {why}; it will not be restored. "
+            f"Nothing was done ({len(bad)} kept record(s) fail). Inspect it by hand, or drop it with discard_kept_data "
+            f"(snapshot={first.snapshot_id}) and roll back without it."
+        )
+    return kept
 
 
 def write_file(project: Path, environment: str, snapshot_id: int, ddl: str) -> Path:
-    """`.pgshift/snapshots/<environment>/<id>.sql` under the project (the DDL as dumped)."""
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", environment) or environment.startswith("."):
-        raise ConfigError(f"environment name {environment!r} cannot name a snapshot folder; nothing was written")
-    folder = project / SNAPSHOT_FOLDER / environment
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{snapshot_id}.sql"
-    path.write_text(ddl)
-    return path
+    """`.pgshift/snapshots/<environment>/<id>.sql` under the project (the DDL as dumped), created new: a linked
+    folder or file on the way, or an existing file, is refused (`files.write_new`) and nothing is written."""
+    try:
+        check_name(environment, "environment name")
+        return write_new(project, PurePath(SNAPSHOT_FOLDER, environment, f"{snapshot_id}.sql"), ddl)
+    except ConfigError as exc:
+        raise ConfigError(
+            f"{exc} (the file only: snapshot {snapshot_id} is recorded in {environment}'s pgshift.snapshots; "
+            "list_snapshots shows it)"
+        ) from None

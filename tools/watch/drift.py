@@ -1,12 +1,12 @@
 """detect_drift: does a live database still match its migrations folder, and if not, how to repair it?
 
 Expected schema: the folder's migrations that the target's history says are applied (`tools.deploy`'s states,
-each ecosystem's own table deciding), replayed in folder order into a throw-away database on a local server
-(the same major version as the target when one is installed, else the embedded PostgreSQL 18), through the
-migration runner that `deploy` uses; a Supabase target gets a Supabase-shaped database
-(`tools/sample/supabase_shape.sql`) first. The replay runs as the dry run's sandboxed role
-(`tools.migrations.dryrun.sandbox`, demoted before the first migration: no superuser, no server files or
-programs). Drift: the live schema against that expected schema with the
+each ecosystem's own table deciding), replayed in folder order into a throw-away database on a scratch server
+(`tools.scratch`: the environment's shadow_url, else a local install of the target's major version, else the
+embedded PostgreSQL 18, what it cannot reproduce said), through the migration runner that `deploy` uses; a
+Supabase target gets a Supabase-shaped database (`tools/sample/supabase_shape.sql`) first. The replay runs as the
+scratch database's sandboxed owner (`tools.scratch.sandboxed_database`: created without superuser, server files
+or programs, never promoted). Drift: the live schema against that expected schema with the
 compare diff (`tools.diff`), each object added, removed or changed by hand with its field-level difference,
 plus the history problems (edited after apply, failed, applied out of order, in the database but not in the
 folder).
@@ -17,13 +17,17 @@ into the expected one, which the assistant applies through `apply_migration` and
 
 Read-only on the target. The fast path (`tools.watch.fingerprint`): a catalog fingerprint plus the history,
 read in the same snapshot; when both match the last full result cached for this target and folder, that
-result is the answer, without introspecting or replaying.
+result is the answer, without introspecting or replaying (`drift_path: "fingerprint"`). Otherwise the expected
+schema kept for this history (`tools.watch.expected_store`: keyed by the applied migrations' checksum chain and
+what the replay takes from the target; in the state directory under a keyed MAC, and in the project's
+`.pgshift/expected/` for a fresh CI runner) stands in for the replay (`"kept-expected"`); only a history not
+seen before is replayed (`"replay"`), once, and then kept.
 
 Since the last apply: undo records a snapshot (fingerprint + DDL) *before* each migration it applies, none after.
 So the newest snapshot S, taken before migration M, is the schema before M; the schema the last apply left is S
 with M replayed. `since_last_apply` always compares fingerprints (live against S: cheap, read from the cache on
-the fast path) and, when asked, builds S + M in a shadow (S's DDL loaded with psql as undo's loader does, M
-replayed from the folder as the sandboxed role) and diffs the live schema against it. A snapshot taken by
+the fast path) and, when asked, builds S + M in a shadow (S's DDL loaded by `tools.script_loader` as undo's
+loader does, M replayed from the folder as the sandboxed role) and diffs the live schema against it. A snapshot taken by
 `snapshot_schema` (before no migration) is its own reference.
 
 `answer_page` cuts a report into MCP pages with compare's paging functions; the CLI prints the whole report.
@@ -38,7 +42,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Literal
 
 import asyncpg
@@ -63,27 +67,41 @@ from pgshift.tools.compare import (
 )
 from pgshift.tools.databases import Databases
 from pgshift.tools.deploy import environment_prisma_schema, migration_state, unknown_to_folder
-from pgshift.tools.diff import diff_schemas
+from pgshift.tools.diff import diff_schemas, with_platform_state_of
 from pgshift.tools.errors import ConfigError, DatabaseError, PgshiftError
+from pgshift.tools.files import write_new
 from pgshift.tools.introspect import introspect
-from pgshift.tools.localpg import LocalPostgres, embedded_server, pg15_bin_dir
-from pgshift.tools.migrations.dryrun import demote, load_with_psql, sandboxed_database
+from pgshift.tools.introspect.platform import platform_role_setting, without_internal_roles
+from pgshift.tools.localpg import LocalPostgres
 from pgshift.tools.migrations.folder import Migration, MigrationFolder, checked_path, read_migrations
+from pgshift.tools.migrations.parse import SqlStatement
 from pgshift.tools.migrations.runner import Timeouts, execute_migration, prepare_for, refuse_forbidden
 from pgshift.tools.migrations.steps import split_statements
 from pgshift.tools.model import Schema
+from pgshift.tools.options import ALLOW_DATA_LOSS, SINCE_LAST_APPLY
 from pgshift.tools.plan.statement import ClientPlan, Plan, Statement
+from pgshift.tools.scratch import Sandboxed, create_extensions, read_target, sandboxed_database
+from pgshift.tools.script_loader import load_pieces, pieces, roles_acted_for
+from pgshift.tools.sql import quote_ident
 from pgshift.tools.undo.store import SnapshotRow, list_rows, read_snapshot
 from pgshift.tools.untrusted import Untrusted, fence, fence_text
+from pgshift.tools.watch.expected_store import ExpectedStore, chain_key, project_of
 from pgshift.tools.watch.fingerprint import CacheEntry, DriftCache, cache_key, catalog_fingerprint, digest
 
 SUPABASE_SHAPE = Path(__file__).resolve().parents[1] / "sample" / "supabase_shape.sql"
+SUPABASE_PLATFORM = Path(__file__).resolve().parents[1] / "sample" / "supabase_platform.sql"
 SHADOW_CLIENT = "pgshift drift (shadow)"
-WITHHELD = "; the script is withheld while it deletes data: ask again with allow_data_loss=true"
-_NAME = re.compile(r"^[A-Za-z0-9_]{1,100}$")
+_NAME = re.compile(r"[A-Za-z0-9_]{1,100}")  # always fullmatch: `$` would let "evil\n" through
 
 Problem = Literal["edited", "failed", "out_of_order", "missing_locally"]
 State = Literal["none", "drift", "unknown"]
+# How a check got its expected schema: the fingerprint cache (nothing changed), the schema kept for this history,
+# or a replay of the migrations.
+DriftPath = Literal["fingerprint", "kept-expected", "replay"]
+DRIFT_PATH_HELP = (
+    "fingerprint: unchanged since the last check (reused); kept-expected: compared with the kept expected schema; "
+    "replay: migrations replayed (then kept)"
+)
 
 
 class _Frozen(BaseModel):
@@ -120,6 +138,7 @@ class DriftFindings(_Frozen):
     checked_at: str
     timings_ms: dict[str, float] = Field(default_factory=dict)
     live_fingerprint: str = Field("", description="The live schema's fingerprint (the one snapshots record)")
+    planned: bool = Field(True, description="False: adopt and revert were not planned (asked without plans)")
 
 
 SinceState = Literal["no_snapshot", "unchanged", "changed", "not_compared", "unknown"]
@@ -158,6 +177,10 @@ class DriftReport(_Frozen):
     environment: str
     state: State = Field(description="none: matches its migrations; drift: objects or history differ; unknown: error")
     from_fast_path: bool = Field(description="True when the catalogs and history were unchanged since the last check")
+    drift_path: DriftPath = Field("replay", description=DRIFT_PATH_HELP)
+    expected_note: str | None = Field(
+        None, description="Where the expected schema came from or was kept, and any kept copy refused (and why)"
+    )
     checked_at: str = Field(description="When the full check this answer comes from ran (UTC)")
     summary: CompareSummary = Field(description="Objects added / removed / changed on the live database by hand")
     history_problem_count: int
@@ -200,6 +223,7 @@ class DriftSummary(_Frozen):
     objects: int = 0
     history_problems: int = 0
     from_fast_path: bool = False
+    drift_path: DriftPath | None = Field(None, description=DRIFT_PATH_HELP)
     detail: str = ""
 
 
@@ -262,18 +286,27 @@ def drift_findings(
     history: ledger.History,
     replayed: Sequence[Migration],
     timings: dict[str, float],
+    role: str | None = None,
+    *,
+    plans: bool = True,
 ) -> DriftFindings:
     """Diff the live schema against the expected one (source = live: `added` means added by hand) and plan both
-    repairs (pure)."""
+    repairs (pure).
+
+    The expected schema is first read as the live database would hold it: the replay's own role (`pgshift_expected_
+    <hex>`) as `role`, the target's connecting role (left out without one), and the platform's state
+    (`tools.diff.with_platform_state_of`: Supabase's extensions, grants and default privileges) as the live database
+    has it. So the drift list, the adopt script and the revert plan hold the same objects: the app's only."""
     from pgshift.tools.plan.planner import (
         plan_migration,  # on first use: the planner (and sqlglot) cost ~70 ms to import
     )
 
+    expected = expected_as_live(live, expected, role)
     diff = diff_schemas(live, expected)
     compared = build_result(diff, "live", "expected", None, [], {}, uncompared=not_compared(live, expected))
     problems = history_problems(history, folder)
-    adopt = plan_migration(live, expected) if not diff.in_sync else None
-    revert = plan_migration(expected, live) if not diff.in_sync else None
+    adopt = plan_migration(live, expected) if plans and not diff.in_sync else None
+    revert = plan_migration(expected, live) if plans and not diff.in_sync else None
     state: State = "drift" if compared.differences.data or problems else "none"
     return DriftFindings(
         state=state,
@@ -290,7 +323,14 @@ def drift_findings(
         checked_at=datetime.now(UTC).isoformat(timespec="seconds"),
         timings_ms={k: round(v * 1000, 1) for k, v in timings.items()},
         live_fingerprint=schema_fingerprint(live),
+        planned=plans or diff.in_sync,
     )
+
+
+def expected_as_live(live: Schema, expected: Schema, role: str | None) -> Schema:
+    """A replayed schema as the live database would hold it (see `drift_findings`): internal role names mapped to
+    `role` (or left out), the platform's state taken from `live`."""
+    return with_platform_state_of(live, without_internal_roles(expected, role))
 
 
 def schema_fingerprint(schema: Schema) -> str:
@@ -306,6 +346,12 @@ def _differs(o: NotCompared) -> bool:
 def next_steps(f: DriftFindings, environment: str) -> list[str]:
     """What the assistant can do about it, in our words."""
     steps: list[str] = []
+    if f.state == "unknown":
+        steps.append(
+            f"drift on '{environment}' is unknown, not clean: the expected schema could not be built (see error). "
+            "Fix what the error names (a migration the replay cannot run, a missing extension on the scratch "
+            "server), then check again; until then no gate should treat the environment as clean"
+        )
     if f.differences:
         steps.append(
             f"adopt: adopt_drift(environment='{environment}', name=...) (CLI: pgshift drift --target {environment} "
@@ -321,7 +367,17 @@ def next_steps(f: DriftFindings, environment: str) -> list[str]:
         steps.append(
             f"revert: apply_migration(environment='{environment}', name='revert_drift', sql=<revert script>) runs "
             "`revert` through the normal approval path (a person approves it on a protected environment)"
-            + (WITHHELD if _blocked(f) else "")
+            + (
+                f"; the script is withheld while it deletes data: ask again with {ALLOW_DATA_LOSS}"
+                if _blocked(f)
+                else ""
+            )
+            + (
+                ""
+                if f.planned
+                else f" (this check left both plans out: `pgshift drift --target {environment} --json` or "
+                "detect_drift plans them)"
+            )
         )
     for p in f.history_problems:  # a version may come from a history table: fenced
         version = fence_text(p.version)
@@ -359,6 +415,7 @@ def report(
         environment=environment,
         state=f.state,
         from_fast_path=fast,
+        drift_path="fingerprint" if fast else "replay",
         checked_at=f.checked_at,
         summary=CompareSummary(
             **counts,
@@ -392,7 +449,7 @@ def report(
 def adoption_path(folder: MigrationFolder, name: str, now: datetime) -> tuple[Path, str]:
     """Where a new migration goes in the folder's own layout, and its version (UTC YYYYMMDDHHMMSS, later than every
     version in the folder)."""
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise ConfigError(f"migration name {name!r} must be 1-100 letters, digits or underscores: nothing was written")
     version = now.strftime("%Y%m%d%H%M%S")
     latest = max((m.version for m in folder.migrations if m.version.isdigit()), default="0", key=int)
@@ -428,6 +485,13 @@ def since_cheap(row: SnapshotRow | None, live_fingerprint: str) -> SinceLastAppl
             "before each migration; snapshot_schema records one on request)",
             live_fingerprint=live_fingerprint,
         )
+    if row.integrity != "ok":  # its fingerprint is not trusted either (tools.undo.store)
+        return SinceLastApply(
+            state="unknown",
+            compared=f"nothing: snapshot {row.id} fails its integrity check (changed outside pgshift, written with "
+            "another machine's key, or taken by an older pgshift without a MAC); take a new snapshot",
+            live_fingerprint=live_fingerprint,
+        )
     same = row.fingerprint == live_fingerprint
     base = {
         "snapshot": fence(_ref(row)),
@@ -447,7 +511,7 @@ def since_cheap(row: SnapshotRow | None, live_fingerprint: str) -> SinceLastAppl
         if same
         else "the live schema differs from the snapshot, as expected after the migration it precedes; whether "
         "anything changed since that migration ran needs the snapshot with the migration replayed on it: ask "
-        "again with since_last_apply=true (a throw-away local database, a few seconds)"
+        f"again with {SINCE_LAST_APPLY} (a throw-away local database, a few seconds)"
     )
     return SinceLastApply(
         state="not_compared",
@@ -459,12 +523,12 @@ def since_cheap(row: SnapshotRow | None, live_fingerprint: str) -> SinceLastAppl
 
 
 def since_compared(
-    cheap: SinceLastApply, live: Schema, reference: Schema, load_errors: Sequence[str]
+    cheap: SinceLastApply, live: Schema, reference: Schema, load_errors: Sequence[str], role: str | None = None
 ) -> SinceLastApply:
     """The live schema against the reference built in a shadow (pure): the verdict and the first page of
     differences (source = live: `added` means on the live database only)."""
     reference_fp = schema_fingerprint(reference)
-    diff = diff_schemas(live, reference)
+    diff = diff_schemas(live, expected_as_live(live, reference, role))
     differences = list(build_result(diff, "live", "last apply", None, [], {}).differences.data)
     page, _, _ = page_differences(differences, 0, len(differences) or 1, detail=False)
     counts = {"added": 0, "removed": 0, "changed": 0}
@@ -508,6 +572,8 @@ class DriftAnswer(_Frozen):
     environment: str
     state: State = Field(description="none: matches its migrations; drift: objects or history differ; unknown: error")
     from_fast_path: bool = Field(description="Catalogs and history unchanged since the last check")
+    drift_path: DriftPath = Field("replay", description=DRIFT_PATH_HELP)
+    expected_note: str | None = None
     checked_at: str
     summary: CompareSummary = Field(description="Objects added / removed / changed by hand")
     history_problem_count: int
@@ -552,7 +618,7 @@ def _repair(r: DriftReport, revert_inline: bool, adopt_inline: bool) -> RepairSu
     revert = r.revert.data if r.revert is not None else None
     if (adopt is None or adopt.is_empty) and (revert is None or revert.is_empty):
         return None
-    cli = f"pgshift drift --target {r.environment} --dir {r.directory}"
+    cli = f"pgshift drift --target {r.environment} --migrations {r.directory}"
     adopt_note = (
         None
         if adopt_inline
@@ -578,7 +644,7 @@ def _paging_step(answer: DriftAnswer, paging: bool) -> str:
         steps.append("Last page.")
     if not answer.detail and any(d.change == "changed" for d in answer.differences.data):
         steps.append("Field-level before/after and definitions: detail=true (fewer differences per page).")
-    return " ".join(steps)
+    return " ".join(steps) or "This page is the whole answer: act on next_steps."
 
 
 def answer_page(r: DriftReport, request: PageRequest | None = None) -> DriftAnswer:
@@ -608,6 +674,8 @@ def answer_page(r: DriftReport, request: PageRequest | None = None) -> DriftAnsw
         environment=r.environment,
         state=r.state,
         from_fast_path=r.from_fast_path,
+        drift_path=r.drift_path,
+        expected_note=r.expected_note,
         checked_at=r.checked_at,
         summary=r.summary,
         history_problem_count=r.history_problem_count,
@@ -640,23 +708,27 @@ def answer_page(r: DriftReport, request: PageRequest | None = None) -> DriftAnsw
 # ---------------------------------------------------------------------------------------------- I/O edges
 
 
-def _shadow_for(server_version_num: int) -> LocalPostgres:
-    """A local server of the target's major version when one is installed (Debian's 15), else the embedded 18."""
-    bin_15 = pg15_bin_dir()
-    if server_version_num // 10000 == 15 and bin_15 is not None:
-        return LocalPostgres(bin_15)
-    return embedded_server()
-
-
-async def _replay(url: str, migrations: Sequence[Migration], supabase: bool) -> Schema:
+async def _replay(url: str, migrations: Sequence[Migration], supabase: bool, *, admin_url: str | None = None) -> Schema:
     """Run the migrations into the shadow database at `url` (as its sandboxed owner) with the migration runner, as
-    `deploy` runs them, and read the result. DatabaseError names the migration that failed."""
+    `deploy` runs them, and read the result. DatabaseError names the migration that failed.
+
+    For a Supabase target the replay does what Supabase lets `postgres` do there: first the platform's grants and
+    default privileges in public (`tools/sample/supabase_platform.sql`, as the replaying role, so every object a
+    migration creates there gets what it gets on the project); and a migration's `ALTER ROLE <API role> SET|RESET
+    <parameter>` (`tools.introspect.platform.platform_role_setting`: never a superuser, only a placeholder or
+    user-settable parameter), which supautils allows `postgres` and the sandboxed role may not do, runs as the
+    scratch server's admin (`admin_url`), scoped to the copy (`IN DATABASE`). Everything else runs as the
+    sandboxed role."""
     conn = await asyncpg.connect(url)
     try:
+        if supabase:
+            await conn.execute(SUPABASE_PLATFORM.read_text())
         timeouts = Timeouts()
         for m in migrations:
             statements = split_statements(m.sql)
             refuse_forbidden(m, statements)
+            if supabase and admin_url is not None:
+                statements = await _run_role_settings(admin_url, m, statements)
             prepared = await prepare_for(conn, statements, rewrite=True, supabase=supabase)
             try:
                 await execute_migration(conn, "expected", m, prepared, timeouts, client=SHADOW_CLIENT)
@@ -669,6 +741,43 @@ async def _replay(url: str, migrations: Sequence[Migration], supabase: bool) -> 
         await conn.close()
 
 
+# A parameter a role may be given by ALTER ROLE ... SET without superuser: any session may set it.
+_USER_SETTABLE = "SELECT context = 'user' FROM pg_catalog.pg_settings WHERE name = $1"
+_NOT_SUPERUSER = "SELECT NOT rolsuper FROM pg_catalog.pg_roles WHERE rolname = $1"
+
+
+async def _run_role_settings(admin_url: str, m: Migration, statements: list[SqlStatement]) -> list[SqlStatement]:
+    """Run the migration's settings on platform roles (see `_replay`) as the scratch server's admin, each scoped to
+    the copy's database; the statements left for the sandboxed role. A setting that does not qualify here (the
+    role is a superuser on the scratch server, the parameter needs more than a user) stays with the sandboxed role,
+    and fails there as it would on Supabase."""
+    found = [(s, platform_role_setting(s.node_type, s.node)) for s in statements if s.node_type == "AlterRoleSetStmt"]
+    wanted = [(s, setting) for s, setting in found if setting is not None]
+    if not wanted:
+        return statements
+    admin = await asyncpg.connect(admin_url)
+    try:
+        database = await admin.fetchval("SELECT pg_catalog.current_database()")
+        ran: set[int] = set()
+        for s, setting in wanted:
+            if not await admin.fetchval(_NOT_SUPERUSER, setting.role):
+                continue
+            if not setting.placeholder and not await admin.fetchval(_USER_SETTABLE, setting.parameter):
+                continue
+            try:
+                await admin.execute(setting.in_database(s.node, database))
+            except asyncpg.PostgresError as exc:
+                raise DatabaseError(
+                    f"replaying {m.label} into the expected schema failed at line {s.line} "
+                    f"({fence_text(s.text[:120])}): {type(exc).__name__}: {fence_text(exc)}",
+                    getattr(exc, "sqlstate", None),
+                ) from None
+            ran.add(id(s))
+    finally:
+        await admin.close()
+    return [s for s in statements if id(s) not in ran]
+
+
 async def _execute(url: str, sql: str) -> None:
     conn = await asyncpg.connect(url)
     try:
@@ -677,10 +786,44 @@ async def _execute(url: str, sql: str) -> None:
         await conn.close()
 
 
+# The roles supabase_shape.sql expects, created by the scratch server's admin (the sandboxed role may not create
+# roles) when the target did not bring them.
+SUPABASE_ROLES = (
+    ("anon", "NOLOGIN NOINHERIT"),
+    ("authenticated", "NOLOGIN NOINHERIT"),
+    ("service_role", "NOLOGIN NOINHERIT"),
+    ("supabase_admin", "NOLOGIN"),
+)
+
+
+async def _supabase_roles(box: Sandboxed) -> None:
+    conn = await asyncpg.connect(box.admin_url)
+    try:
+        existing = {r["rolname"] for r in await conn.fetch("SELECT rolname FROM pg_catalog.pg_roles")}
+        for name, attributes in SUPABASE_ROLES:
+            if name not in existing:
+                await conn.execute(f"CREATE ROLE {quote_ident(name)} {attributes}")
+                await conn.execute(f"GRANT {quote_ident(name)} TO {quote_ident(box.name)}")
+    finally:
+        await conn.close()
+
+
+def _acted_for(migrations: Sequence[Migration]) -> frozenset[str]:
+    """The roles the migrations' ALTER DEFAULT PRIVILEGES act for (a migration that does not parse acts for none:
+    the replay reports it)."""
+    found: set[str] = set()
+    for m in migrations:
+        try:
+            found |= roles_acted_for(pieces(m.sql))
+        except PgshiftError:
+            continue
+    return frozenset(found)
+
+
 @dataclass(frozen=True)
 class ShadowStart:
     """What the shadow database holds before the migrations run as its sandboxed owner: the Supabase shape, or a
-    snapshot's DDL (loaded with psql; its error lines are kept)."""
+    snapshot's DDL (loaded by `tools.script_loader`; its errors are kept)."""
 
     supabase_shape: bool = False
     ddl: str | None = None
@@ -694,24 +837,39 @@ async def shadow_schema(
     server_version_num: int,
     start: ShadowStart = ShadowStart(),
     shadow: LocalPostgres | None = None,
+    shadow_url: str | None = None,
 ) -> tuple[Schema, list[str]]:
-    """The schema `migrations` build on a throw-away database (dropped afterwards) and the load's error lines;
-    `shadow` is a running local server to use, else one is started and stopped.
+    """The schema `migrations` build on a throw-away database (dropped afterwards) and what limited it: the scratch
+    server's fidelity losses first, then the load's errors. The server is `tools.scratch`'s (`shadow`, a running
+    local server; else `shadow_url`; else a local install of the target's major; else the embedded 18).
 
-    Set up like the dry run's shadow (`tools.migrations.dryrun.sandbox`: the target's roles and search_path, a
-    login role of its own owning the database); the role is a superuser only while the start is loaded and is
-    demoted before any migration runs, so a replayed migration cannot reach the machine (COPY ... PROGRAM, server
-    files, untrusted languages)."""
-    async with sandboxed_database(
-        target, "pgshift_expected", shadow, make_server=lambda: _shadow_for(server_version_num)
-    ) as box:
-        errors: list[str] = []
+    Set up as `tools.scratch.sandboxed_database` sets it up (the target's roles and search_path, a login role of its
+    own owning the database, created without superuser, file or program rights, never promoted): the Supabase
+    shape (pgshift's own file), the snapshot's DDL and every replayed migration run as that role, so none of them
+    can reach the machine (COPY ... PROGRAM, server files, untrusted languages). `server_version_num` is the
+    target's (the scratch server is chosen from the target's own catalog)."""
+    ddl_pieces = pieces(start.ddl, what="the snapshot's DDL") if start.ddl is not None else []
+    acts_for = roles_acted_for(ddl_pieces) | _acted_for(migrations)
+    async with sandboxed_database(target, "pgshift_expected", shadow, shadow_url=shadow_url, acts_for=acts_for) as box:
+        notes = list(box.fidelity_lost)
         if start.supabase_shape:
+            await _supabase_roles(box)
             await _execute(box.url, SUPABASE_SHAPE.read_text())
         if start.ddl is not None:
-            errors = await load_with_psql(box.server.bin_dir, box.url, start.ddl)
-        await demote(box.server, box.name)
-        return await _replay(box.url, migrations, supabase), errors
+            prepared = await create_extensions(box, {p.extension for p in ddl_pieces if p.extension})
+            notes.extend(prepared.fidelity_lost)
+            conn = await box.connect()
+            try:
+                loaded = await load_pieces(conn, ddl_pieces, secrets_=box.secrets, prepared=prepared.done)
+            finally:
+                await conn.close()
+            notes.extend(str(e) for e in loaded.errors)
+        try:
+            return await _replay(box.url, migrations, supabase, admin_url=box.admin_url), notes
+        except DatabaseError as exc:
+            if not box.fidelity_lost:
+                raise
+            raise DatabaseError(f"{exc} ({'; '.join(box.fidelity_lost)})", exc.sqlstate) from None
 
 
 async def expected_schema(
@@ -721,6 +879,7 @@ async def expected_schema(
     supabase: bool,
     server_version_num: int,
     shadow: LocalPostgres | None = None,
+    shadow_url: str | None = None,
 ) -> Schema:
     """The schema `migrations` build from nothing (on a Supabase-shaped database for a Supabase target)."""
     schema, _ = await shadow_schema(
@@ -730,6 +889,7 @@ async def expected_schema(
         server_version_num=server_version_num,
         start=ShadowStart(supabase_shape=supabase),
         shadow=shadow,
+        shadow_url=shadow_url,
     )
     return schema
 
@@ -774,6 +934,7 @@ async def since_last_apply(
     left, built in a shadow: the snapshot's DDL loaded (as undo's loader does), then the migration it precedes
     replayed from the folder as the sandboxed role. Read-only on the target."""
     async with db.read_only(environment) as conn:
+        role = await conn.fetchval("SELECT current_user")  # what the shadow's own role stands for
         try:
             rows = await list_rows(conn)
         except asyncpg.InsufficientPrivilegeError:
@@ -810,10 +971,11 @@ async def since_last_apply(
                 server_version_num=current.server_version_num,
                 start=ShadowStart(ddl=ddl),
                 shadow=shadow,
+                shadow_url=db.environment(environment).shadow_url,
             )
         except PgshiftError as exc:
             return cheap.model_copy(update={"state": "unknown", "note": db.scrub(str(exc))})
-    return since_compared(cheap, current, reference, [fence_text(db.scrub(e)) for e in errors])
+    return since_compared(cheap, current, reference, [fence_text(db.scrub(e)) for e in errors], role)
 
 
 async def detect_drift(
@@ -826,12 +988,21 @@ async def detect_drift(
     since: bool = False,
     shadow: LocalPostgres | None = None,
     state_dir: Path | None = None,
+    project: Path | None = None,
+    plans: bool = True,
 ) -> DriftReport:
     """The live `environment` against its migrations folder (read-only on the target), and against the schema its
     last apply left (`since_last_apply`: from fingerprints; with `since`, object by object through a shadow).
 
-    `refresh` skips the fast path; `shadow` is a running local server for the expected schema (else one is
-    started); `state_dir` holds the cache (default: the state directory)."""
+    Three paths, the cheapest that holds (`drift_path` says which): the catalog fingerprint and history unchanged
+    since the last full check here ("fingerprint"); else the live schema against the expected schema kept for
+    this history (`tools.watch.expected_store`: "kept-expected", no replay); else the replay ("replay"), whose
+    result is then kept. `refresh` skips the fingerprint; `shadow` is a running local server for a replay (else
+    one is started); `state_dir` holds the caches (default: the state directory); `project` the project whose
+    `.pgshift/expected/` keeps a copy a fresh CI runner finds (default: the current folder when the migrations
+    folder is inside it). `plans=False` leaves out the adopt and revert plans (the verdict alone, as status needs:
+    planning both repairs is most of a check's time on a large drift); a cached result without them answers only
+    such calls."""
     started = time.perf_counter()
     env = db.environment(environment)
     folder = read_migrations(checked_path(directory) if directory is not None else None)
@@ -842,7 +1013,7 @@ async def detect_drift(
         fingerprint = await _current_fingerprint(db, environment, prisma_schema)
         read = time.perf_counter()
         findings = _cached_findings(cache, key, fingerprint)
-        if findings is not None:
+        if findings is not None and (findings.planned or not plans):
             loaded = time.perf_counter()
             since_part = await since_last_apply(
                 db, environment, folder, findings.live_fingerprint, compare=since, shadow=shadow
@@ -855,24 +1026,43 @@ async def detect_drift(
                 "total": done - started,
             }
             answer = report(findings, environment, fast=True, allow_data_loss=allow_data_loss, timings=timings)
-            return answer.model_copy(update={"since_last_apply": since_part})
+            return answer.model_copy(update={"since_last_apply": since_part, "drift_path": "fingerprint"})
+    store = ExpectedStore.default(state_dir, project if project is not None else project_of(folder.directory))
     live = await _read_live(db, environment, prisma_schema)
     read_done = time.perf_counter()
     replayed = applied_migrations(live.history, folder)
     try:
         async with db.read_only(environment) as target:  # the sandbox copies its roles and search_path
-            expected = await expected_schema(
-                target,
-                replayed,
-                supabase=live.schema.supabase,
-                server_version_num=live.schema.server_version_num,
-                shadow=shadow,
-            )
+            role = await target.fetchval("SELECT current_user")  # what the replay's own role stands for
+            kept = await _kept_expected(store, target, folder, replayed, live.schema)
+            path: DriftPath = "kept-expected" if kept.schema is not None else "replay"
+            if kept.schema is not None:
+                expected = kept.schema
+            else:
+                expected = await expected_schema(
+                    target,
+                    replayed,
+                    supabase=live.schema.supabase,
+                    server_version_num=live.schema.server_version_num,
+                    shadow=shadow,
+                    shadow_url=env.shadow_url,
+                )
     except PgshiftError as exc:
         return _unknown(folder, replayed, environment, db.scrub(str(exc)), started)
     replay_done = time.perf_counter()
-    timings = {"read_live": read_done - started, "replay": replay_done - read_done}
-    findings = drift_findings(live.schema, expected, folder, live.history, replayed, timings)
+    notes = list(kept.refused)
+    if kept.schema is None and expected.server_version_num // 10000 == kept.major:
+        notes += store.keep(kept.key, expected)
+    elif kept.schema is None:  # what another scratch server builds is not what every faithful replay builds
+        notes.append(
+            f"not kept: replayed on PostgreSQL {expected.server_version_num // 10000} for a PostgreSQL "
+            f"{kept.major} target (a faithful replay is kept: set shadow_url, or install PostgreSQL {kept.major})"
+        )
+    else:
+        notes.append(f"expected schema read from {kept.path} (kept for this history: no replay)")
+    stage = "kept_expected" if kept.schema is not None else "replay"
+    timings = {"read_live": read_done - started, stage: replay_done - read_done}
+    findings = drift_findings(live.schema, expected, folder, live.history, replayed, timings, role, plans=plans)
     findings = findings.model_copy(
         update={
             "timings_ms": {**findings.timings_ms, "diff_and_plan": round((time.perf_counter() - replay_done) * 1000, 1)}
@@ -884,7 +1074,33 @@ async def detect_drift(
     )
     total = {"total": time.perf_counter() - started}
     answer = report(findings, environment, fast=False, allow_data_loss=allow_data_loss, timings=total)
-    return answer.model_copy(update={"since_last_apply": since_part})
+    return answer.model_copy(
+        update={"since_last_apply": since_part, "drift_path": path, "expected_note": "; ".join(notes) or None}
+    )
+
+
+@dataclass(frozen=True)
+class _Kept:
+    key: str
+    major: int
+    schema: Schema | None
+    path: Path | None
+    refused: tuple[str, ...]
+
+
+async def _kept_expected(
+    store: ExpectedStore,
+    target: asyncpg.Connection,
+    folder: MigrationFolder,
+    replayed: Sequence[Migration],
+    live: Schema,
+) -> _Kept:
+    """The expected schema kept for this history and target (`expected_store.chain_key`), if a copy passes its
+    checks. The target's facts are read as the scratch copy reads them."""
+    facts = await read_target(target)
+    key = chain_key(replayed, kind=folder.kind, supabase=live.supabase, facts=facts)
+    found = store.find(key)
+    return _Kept(key=key, major=facts.major, schema=found.schema, path=found.path, refused=found.refused)
 
 
 # What a plan derives from its statements (computed fields): left out of the cache, built again on load.
@@ -935,11 +1151,13 @@ def _unknown(
 async def drift_summary(db: Databases, environment: str, directory: str | None = None) -> DriftSummary:
     """The drift verdict for the status dashboard (fast path when nothing changed); errors read as unknown."""
     try:
-        r = await detect_drift(db, environment, directory)
+        r = await detect_drift(db, environment, directory, plans=False)
     except PgshiftError as exc:
         return DriftSummary(state="unknown", detail=db.scrub(str(exc)))
     if r.state == "unknown":
-        return DriftSummary(state="unknown", from_fast_path=r.from_fast_path, detail=r.error or "")
+        return DriftSummary(
+            state="unknown", from_fast_path=r.from_fast_path, drift_path=r.drift_path, detail=r.error or ""
+        )
     s = r.summary
     detail = (
         "matches its migrations"
@@ -952,6 +1170,7 @@ async def drift_summary(db: Databases, environment: str, directory: str | None =
         objects=s.total,
         history_problems=r.history_problem_count,
         from_fast_path=r.from_fast_path,
+        drift_path=r.drift_path,
         detail=detail,
     )
 
@@ -1013,14 +1232,9 @@ async def adopt_drift(
 
 
 def _write_new(path: Path, text: str) -> None:
-    """Create the file (and a Prisma migration's folder); refuse when either exists."""
+    """Create the file (and a Prisma migration's folder) inside the migrations folder: refused when either exists
+    or is a symbolic link (`files.write_new`: exclusive, never through a link)."""
     if path.name == "migration.sql":
-        try:
-            path.parent.mkdir()
-        except FileExistsError:
-            raise ConfigError(f"{path.parent} already exists: refused to overwrite, nothing was written") from None
-    try:
-        with path.open("x", encoding="utf-8") as f:
-            f.write(text)
-    except FileExistsError:
-        raise ConfigError(f"{path} already exists: refused to overwrite, nothing was written") from None
+        write_new(path.parent.parent, PurePath(path.parent.name, path.name), text, new_folder=True)
+    else:
+        write_new(path.parent, PurePath(path.name), text)

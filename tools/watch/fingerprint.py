@@ -33,6 +33,7 @@ import asyncpg
 
 from pgshift.tools.approval import default_state_dir
 from pgshift.tools.errors import PgshiftError
+from pgshift.tools.files import private_dir
 
 # Every catalog the introspection (compared and uncompared kinds) reads, and the ones whose rows DDL touches
 # with them (pg_depend, pg_shdepend and pg_init_privs follow the objects above, so they add nothing but time).
@@ -140,8 +141,7 @@ class DriftCache:
         """Write atomically (a temporary file renamed over the old one), the folder 0700 and the file 0600."""
         if not _FINGERPRINT.fullmatch(entry.fingerprint):
             raise PgshiftError("a drift cache fingerprint is a sha256 hex digest (the file's first line)")
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(self.directory, 0o700)
+        private_dir(self.directory)  # 0700, ours; the rename below replaces a planted link, never follows it
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".json")
         try:
             with os.fdopen(fd, "w") as f:

@@ -3,7 +3,10 @@
 Three catalog reads (sessions, relation locks, connection counts) in one READ ONLY snapshot, shaped by pure
 functions. `migration_blockers` is the pure answer the apply path needs: which sessions would block a migration
 touching given tables, and for how long they have held (or waited for) their locks. Nothing here terminates a
-backend. Statement text and application names of other sessions are untrusted and come back fenced.
+backend. Statement text and application names of other sessions are untrusted and come back fenced; statement
+text is redacted first (`redact_statement`: every string constant masked, and only the statement's kind when the
+text does not parse), so a password, a pgcrypto key or a connection string in another session's statement is never
+shown.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pgshift.tools.catalog import split_table_name
 from pgshift.tools.databases import Databases
+from pgshift.tools.redact import redact_statement
 from pgshift.tools.sql import qualified
 from pgshift.tools.untrusted import Untrusted, fence, fence_text
 
@@ -97,7 +101,10 @@ class SessionInfo(Frozen):
 class StatementText(Frozen):
     pid: int
     application_name: str | None
-    query: str | None = Field(description="Current or last statement (empty when we may not see it)")
+    query: str | None = Field(
+        description="Current or last statement, redacted: string constants masked, comments dropped; only its kind "
+        "when the text does not parse (cut at track_activity_query_size); empty when we may not see it"
+    )
 
 
 class BlockNode(Frozen):
@@ -181,7 +188,8 @@ def session_info(row: Mapping[str, Any], locks: Sequence[RelationLock]) -> Sessi
 
 
 def statement_text(row: Mapping[str, Any]) -> StatementText:
-    return StatementText(pid=row["pid"], application_name=row["application_name"], query=row["query"])
+    """Another session's statement, redacted before it goes anywhere (answers, refusals, logs)."""
+    return StatementText(pid=row["pid"], application_name=row["application_name"], query=redact_statement(row["query"]))
 
 
 def blocking_tree(sessions: Sequence[SessionInfo]) -> list[BlockNode]:

@@ -25,7 +25,7 @@ import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 
 from pgshift.tools import ledger
-from pgshift.tools.approval import ApprovalRequest, ApprovalStore
+from pgshift.tools.approval import ApprovalRequest, ApprovalStore, statement_count
 from pgshift.tools.databases import Databases
 from pgshift.tools.deploy import (
     EnvironmentSummary,
@@ -38,6 +38,13 @@ from pgshift.tools.errors import PgshiftError
 from pgshift.tools.untrusted import Untrusted, fence
 
 DriftState = Literal["none", "drift", "unknown"]
+# How the drift check got its expected schema (tools/watch/drift.py's DriftPath), cheapest first.
+DriftPath = Literal["fingerprint", "kept-expected", "replay"]
+DRIFT_PATHS: tuple[DriftPath, ...] = ("fingerprint", "kept-expected", "replay")
+# Every outcome the ledger records (tools/ledger.py: `LedgerRow.outcome` and its CHECK constraint).
+Outcome = Literal["applied", "failed", "rolled_back"]
+OUTCOME_WORDS: dict[str, str] = {"applied": "applied", "failed": "failed", "rolled_back": "rolled back"}
+DRIFT_NAMES_SHOWN = 5  # the drifted objects a status names (then a count of the rest)
 # What a provider may raise that is the environment's problem, not a bug: a row says it, the status goes on.
 PROVIDER_ERRORS = (PgshiftError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
@@ -75,6 +82,8 @@ class SnapshotCell(Frozen):
     latest_at: datetime | None = None
     latest_label: str | None = Field(None, description="The newest snapshot's label or migration, as recorded")
     error: str | None = Field(None, description="Why the snapshots could not be read (the rest of the row stands)")
+    kept_bytes: int = Field(0, description="Data destroyed by migrations and kept for rollback, in bytes")
+    kept: str | None = Field(None, description="What undo keeps, in words: 'kept: 3 tables, 12 MB, until 2027-01-07'")
 
 
 class SnapshotProvider(Protocol):
@@ -92,24 +101,32 @@ class Providers:
 
 
 class DriftCell(Frozen):
-    state: DriftState
+    state: DriftState = Field(description="none: matches its migrations; drift: differs; unknown: could not be told")
     objects: int = Field(0, description="Objects that differ from what the applied migrations explain")
     history_problems: int = Field(0, description="Edited, out-of-order or unknown migrations in the history")
     from_fast_path: bool = False
-    detail: str | None = None
+    drift_path: DriftPath | None = Field(
+        None,
+        description="fingerprint: nothing changed since the last full check here; kept-expected: compared with the "
+        "expected schema kept for this history (no replay); replay: the migrations were replayed (then kept)",
+    )
+    detail: str | None = Field(None, description="With state unknown: why drift could not be determined")
+    names: Untrusted[list[str]] | None = Field(
+        None, description=f"Fenced: the first {DRIFT_NAMES_SHOWN} drifted objects ('table public.t added by hand')"
+    )
 
 
 class LastApply(Frozen):
-    """The newest attempt in `pgshift.migrations` (applied or failed)."""
+    """The newest row of `pgshift.migrations`: an apply, a failed attempt or a rollback."""
 
     version: str
     name: str
-    outcome: Literal["applied", "failed"]
+    outcome: Outcome = Field(description="applied, failed, or rolled_back (a rollback reverted this migration)")
     applied_by: str
     client: str
     finished_at: datetime
     duration_ms: int
-    error: str | None = None
+    error: str | None = Field(None, description="failed: PostgreSQL's error; rolled_back: the rollback's note")
 
 
 class ApprovalSummary(Frozen):
@@ -118,7 +135,8 @@ class ApprovalSummary(Frozen):
     id: str
     action: str
     environment: str
-    statements: int
+    statements: int = Field(description="Statements that will run, counted by PostgreSQL's parser")
+    project: str | None = Field(None, description="The folder the write was asked from")
     hazards: int
     created_at: datetime
     expires_at: datetime
@@ -169,14 +187,26 @@ def count_of(value: object) -> int:
 
 
 def drift_cell(report: DriftReport) -> DriftCell:
+    if isinstance(report, DriftCell):
+        return report
     state: DriftState = "none" if report.state == "none" else "drift" if report.state == "drift" else "unknown"
+    found = report.objects if isinstance(report.objects, list | tuple) else []
+    names = [str(o) for o in found[:DRIFT_NAMES_SHOWN]]
     return DriftCell(
         state=state,
         objects=count_of(report.objects),
         history_problems=count_of(report.history_problems),
         from_fast_path=bool(report.from_fast_path),
-        detail=report.detail,
+        drift_path=_path_of(report),
+        detail=report.detail or None,
+        names=fence(names) if names else None,
     )
+
+
+def _path_of(report: object) -> DriftPath | None:
+    """The drift path a provider reports, when it reports one (an older or test provider may not)."""
+    path = getattr(report, "drift_path", None)
+    return next((p for p in DRIFT_PATHS if p == path), None)
 
 
 def last_apply(history: ledger.History) -> LastApply | None:
@@ -196,7 +226,8 @@ def last_apply(history: ledger.History) -> LastApply | None:
 
 
 def problems_of(summary: EnvironmentSummary, drift: DriftCell | None, *, allow_pending: bool = False) -> list[str]:
-    """What keeps an environment from clean, in words. Drift 'unknown' is not a problem: nothing was found."""
+    """What keeps an environment from clean, in words. Drift that could not be determined is a problem: unknown is
+    never clean (a gate that cannot see must not pass)."""
     if not summary.reachable:
         return ["unreachable"]
     counts = [
@@ -206,9 +237,19 @@ def problems_of(summary: EnvironmentSummary, drift: DriftCell | None, *, allow_p
         ("missing locally", summary.missing_locally, True),
     ]
     found = [f"{n} {what}" for what, n, counted in counts if n and counted]
-    if drift is not None and drift.state == "drift":
-        found.append(f"drift ({drift.objects} object(s), {drift.history_problems} history problem(s))")
+    if drift is not None:
+        found += drift_problems(drift)
     return found
+
+
+def drift_problems(drift: DriftCell) -> list[str]:
+    if drift.state == "unknown":
+        return [f"drift unknown: {drift.detail or 'the drift check gave no reason'}"]
+    if drift.state != "drift":
+        return []
+    parts = [f"{drift.objects} object(s)"] if drift.objects else []
+    parts += [f"{drift.history_problems} history problem(s)"] if drift.history_problems else []
+    return [f"drift ({', '.join(parts) or 'see pgshift drift'})"]
 
 
 def approval_summary(request: ApprovalRequest) -> ApprovalSummary:
@@ -216,7 +257,8 @@ def approval_summary(request: ApprovalRequest) -> ApprovalSummary:
         id=request.id,
         action=request.action,
         environment=request.environment,
-        statements=len(request.statements),
+        statements=statement_count(request),
+        project=request.project,
         hazards=len(request.hazards),
         created_at=datetime.fromtimestamp(request.created_at).astimezone(),
         expires_at=datetime.fromtimestamp(request.expires_at).astimezone(),
@@ -367,9 +409,38 @@ async def gather_status(
 
 def default_providers() -> Providers:
     """The drift and snapshot engines `pgshift status`, the MCP tool and the dashboard use."""
-    from pgshift.tools.watch.drift import drift_summary  # drift imports the engines status reads: imported when used
+    return Providers(drift=named_drift, snapshots=recorded_snapshots)
 
-    return Providers(drift=drift_summary, snapshots=recorded_snapshots)
+
+CHANGE_WORDS = {"added": "added by hand", "removed": "dropped by hand", "changed": "changed by hand"}
+
+
+async def named_drift(db: Databases, environment: str, directory: str | None = None) -> DriftCell:
+    """The drift verdict with the first few drifted objects named (the fast path when nothing changed). A check
+    that cannot finish is `unknown` with its reason, never `none`."""
+    from pgshift.tools.watch.drift import detect_drift  # drift imports the engines status reads: imported when used
+
+    try:
+        r = await detect_drift(db, environment, directory, plans=False)  # the verdict: no repair plans
+    except PgshiftError as exc:
+        return DriftCell(state="unknown", detail=db.scrub(str(exc)))
+    if r.state == "unknown":
+        return DriftCell(
+            state="unknown",
+            from_fast_path=r.from_fast_path,
+            drift_path=r.drift_path,
+            detail=db.scrub(r.error or "the drift check gave no reason"),
+        )
+    names = [f"{d.kind} {d.name} {CHANGE_WORDS.get(d.change, d.change)}" for d in r.differences.data]
+    names += [f"migration {p.version} {p.problem.replace('_', ' ')}" for p in r.history_problems.data]
+    return DriftCell(
+        state=r.state,
+        objects=r.summary.total,
+        history_problems=r.history_problem_count,
+        from_fast_path=r.from_fast_path,
+        drift_path=r.drift_path,
+        names=fence(names[:DRIFT_NAMES_SHOWN]) if names else None,
+    )
 
 
 async def recorded_snapshots(db: Databases, environment: str) -> SnapshotCell:
@@ -380,9 +451,24 @@ async def recorded_snapshots(db: Databases, environment: str) -> SnapshotCell:
     newest = max(rows, key=lambda r: r.taken_at, default=None)
     if newest is None:
         return SnapshotCell()
+    kept = await _kept(db, environment)
     return SnapshotCell(
-        count=len(rows), latest_at=newest.taken_at, latest_label=newest.label or newest.precedes_version
+        count=len(rows),
+        latest_at=newest.taken_at,
+        latest_label=newest.label or newest.precedes_version,
+        kept_bytes=kept.bytes if kept is not None else 0,
+        kept=kept.text if kept is not None and kept.tables else None,
     )
+
+
+async def _kept(db: Databases, environment: str) -> Any:
+    """undo's kept-data summary (tools/undo/retention.py), or None when it cannot be read (the count stands)."""
+    from pgshift.tools.undo.snapshots import kept_data_summary
+
+    try:
+        return await kept_data_summary(db, environment)
+    except PROVIDER_ERRORS:
+        return None
 
 
 class StatusCache:
@@ -406,17 +492,48 @@ class StatusCache:
 # --- rendering (pure) ------------------------------------------------------------------------------------------
 
 
+def ago(when: datetime, now: datetime) -> str:
+    """A relative time in words: "just now", "5 min ago", "3 h ago", "2 days ago" ("in ..." when ahead)."""
+    seconds = int((now - when).total_seconds())
+    later, seconds = seconds < 0, abs(seconds)
+    if seconds < 45:
+        return "just now"
+    for unit, size in (("day", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size or unit == "min":
+            n = max(1, round(seconds / size))
+            words = f"{n} {unit}{'s' if unit == 'day' and n != 1 else ''}"
+            return f"in {words}" if later else f"{words} ago"
+    raise AssertionError("unreachable")
+
+
+def drifted_names(cell: DriftCell) -> str:
+    """The first drifted objects, then how many more ("table public.t added by hand, ... and 3 more")."""
+    shown = cell.names.data if cell.names is not None else []
+    rest = cell.objects + cell.history_problems - len(shown)
+    return ", ".join(shown) + (f" and {rest} more" if rest > 0 and shown else "")
+
+
 def _drift_text(cell: DriftCell | None) -> str:
     if cell is None:
         return "-"
-    return f"drift: {cell.objects}" if cell.state == "drift" else cell.state
+    path = f" ({cell.drift_path})" if cell.drift_path is not None else ""
+    if cell.state == "drift":
+        return (
+            f"drift: {cell.objects} object(s)"
+            + (f", {cell.history_problems} history" if cell.history_problems else "")
+            + path
+        )
+    return ("unknown" if cell.state == "unknown" else "none") + path
 
 
-def _last_apply_text(e: EnvironmentStatus) -> str:
-    if e.last_apply is None:
-        return "-"
-    a = e.last_apply.data
-    return f"{a.outcome} {a.version} by {a.applied_by} {a.finished_at:%Y-%m-%d %H:%M} ({a.duration_ms} ms)"
+def last_apply_words(a: LastApply, now: datetime) -> str:
+    """ "rolled back 20240101_init 5 min ago by alice (120 ms)" """
+    when = ago(a.finished_at, now)
+    return f"{OUTCOME_WORDS[a.outcome]} {a.version}_{a.name} {when} by {a.applied_by} ({a.duration_ms} ms)"
+
+
+def _last_apply_text(e: EnvironmentStatus, now: datetime) -> str:
+    return "-" if e.last_apply is None else last_apply_words(e.last_apply.data, now)
 
 
 def _snapshots_text(cell: SnapshotCell | None) -> str:
@@ -435,7 +552,7 @@ def overview_rows(status: Status) -> tuple[list[str], list[list[str]]]:
             "clean" if not e.problems else "; ".join(e.problems),
             *(str(n) for n in (e.applied, e.pending, e.failed, e.edited, e.missing_locally)),
             _drift_text(e.drift),
-            _last_apply_text(e),
+            _last_apply_text(e, status.checked_at),
             _snapshots_text(e.snapshots),
             str(e.pending_approvals),
         ]
@@ -446,13 +563,25 @@ def overview_rows(status: Status) -> tuple[list[str], list[list[str]]]:
 
 def _notes(status: Status) -> list[str]:
     notes = [f"{e.environment}: {e.error}" for e in status.environments if e.error]
-    notes += [f"{e.environment}: drift: {e.drift.detail}" for e in status.environments if e.drift and e.drift.detail]
-    notes += [
-        f"{e.environment}: last apply failed: {e.last_apply.data.error}"
-        for e in status.environments
-        if e.last_apply is not None and e.last_apply.data.error
-    ]
+    for e in status.environments:
+        if e.drift is not None and e.drift.state == "unknown":
+            notes.append(
+                f"{e.environment}: drift unknown: {e.drift.detail or 'no reason given'}. The status is not clean "
+                f"until drift can be determined. Next step: run `pgshift drift --target {e.environment} --refresh` "
+                "for the whole error, fix its cause (a migration the replay cannot run, a missing permission), "
+                "and check again"
+            )
+        elif e.drift is not None and e.drift.state == "drift" and e.drift.names is not None:
+            notes.append(f"{e.environment}: drifted: {drifted_names(e.drift)} (pgshift drift --target {e.environment})")
+        if e.last_apply is not None and e.last_apply.data.error:
+            what = "rolled back" if e.last_apply.data.outcome == "rolled_back" else "last apply failed"
+            notes.append(f"{e.environment}: {what}: {e.last_apply.data.error}")
     notes += [f"{e.environment}: {e.snapshots.error}" for e in status.environments if e.snapshots and e.snapshots.error]
+    notes += [
+        f"{e.environment}: {e.snapshots.kept} (pgshift snapshots --target {e.environment})"
+        for e in status.environments
+        if e.snapshots and e.snapshots.kept
+    ]
     notes += [
         f"approval {a.id}: {a.action} on '{a.environment}', {a.statements} statement(s); pgshift approve {a.id}"
         for a in status.approvals

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pgshift.tools.model import Column, Table
 from pgshift.tools.plan.context import Context, base_type
@@ -19,10 +19,11 @@ class ColumnRef:
 
     table: Table
     column: Column
+    key: str = field(default="", compare=False, repr=False)  # computed when not given
 
-    @property
-    def key(self) -> str:
-        return f"{self.table.key}.{quote_ident(self.column.name)}"
+    def __post_init__(self) -> None:
+        if not self.key:
+            object.__setattr__(self, "key", f"{self.table.key}.{quote_ident(self.column.name)}")
 
     def comparable(self) -> Column:
         """The column without what a plan cannot (and need not) set: whether it is inherited only."""
