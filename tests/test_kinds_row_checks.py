@@ -22,7 +22,7 @@ CREATE TABLE public.empty (id int);
 """
 NEW = """
 CREATE TABLE public.users (
-  id int PRIMARY KEY, email text UNIQUE, plan text NOT NULL DEFAULT 'free', seats int NOT NULL
+  id int PRIMARY KEY, email text UNIQUE, plan text NOT NULL DEFAULT current_user, seats int NOT NULL
 );
 CREATE TABLE public.empty (id int, seats int NOT NULL);
 """
@@ -55,7 +55,7 @@ async def test_a_plan_counts_the_target_rows_each_new_not_null_or_unique_would_r
         ("constraint public.users.users_email_key", 1),
         ("constraint public.users.users_pkey", 1),
     ]
-    assert "UPDATE public.users SET plan = 'free'::text WHERE plan IS NULL" in messages
+    assert "UPDATE public.users SET plan = CURRENT_USER WHERE plan IS NULL" in messages  # offered, not planned
     assert not any("public.empty" in b for b, _ in blockers)  # an empty table is in nobody's way
 
 
@@ -67,7 +67,7 @@ async def test_a_huge_table_is_not_counted_and_its_blockers_say_so(pg18: LocalPo
 
 async def test_the_backfill_a_blocker_offers_clears_the_way_for_the_plan(pg18: LocalPostgres) -> None:
     old = "CREATE TABLE public.t (id int, plan text); INSERT INTO public.t VALUES (1, NULL), (2, 'pro');"
-    new = "CREATE TABLE public.t (id int, plan text NOT NULL DEFAULT 'free');"
+    new = "CREATE TABLE public.t (id int, plan text NOT NULL DEFAULT current_user);"  # a constant is backfilled
     target, source = await asyncio.gather(create_database(pg18), create_database(pg18))
     try:
         await asyncio.gather(run_sql(target, old), run_sql(source, new))

@@ -42,6 +42,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import anyio
 import asyncpg
 
+from pgshift.tools.introspect.platform import is_internal_role
 from pgshift.tools.localpg import EMBEDDED_MAJOR, LocalPostgres, bin_dir_for_major, embedded_bin_dir
 from pgshift.tools.sql import quote_ident, quote_literal
 from pgshift.tools.untrusted import fence_text
@@ -111,7 +112,9 @@ class TargetFacts:
 async def read_target(target: asyncpg.Connection) -> TargetFacts:
     version = int(await target.fetchval("SELECT pg_catalog.current_setting('server_version_num')::int"))
     extensions = tuple(TargetExtension(**dict(r)) for r in await target.fetch(TARGET_EXTENSIONS))
-    roles = tuple(r["rolname"] for r in await target.fetch(TARGET_ROLES))
+    # pgshift's own sandbox roles (another load's, on a server that is both target and scratch) are not the target's:
+    # copying one would race with its drop and leave a role behind.
+    roles = tuple(r["rolname"] for r in await target.fetch(TARGET_ROLES) if not is_internal_role(r["rolname"]))
     # The target session's search_path (set there per database or role, which a schema dump does not carry).
     path = tuple(await target.fetchval("SELECT pg_catalog.current_schemas(false)") or ())
     return TargetFacts(version // 10000, extensions, roles, path)

@@ -49,6 +49,7 @@ from pgshift.tools.plan.kinds.types import (
     CompositeTypeGenerator,
     DomainGenerator,
     EnumGenerator,
+    dependent_type_nodes,
     renames_and_recasts,
     types_over,
 )
@@ -190,8 +191,10 @@ def plan_migration(source: Schema, target: Schema, *, allow_data_loss: bool = Fa
                 changed.add((k, key))
     recreated = {n for n in changed if _BY_KIND[n[0]].alter(t_objs[n[0]][n[1]], s_objs[n[0]][n[1]], ctx) is None}
 
-    # What breaks in place: columns changing type, types recreated by rename-and-cast.
+    # What breaks in place: columns changing type, types recreated by rename-and-cast (with the domains and composite
+    # types over them, rebuilt in the same step: `rebuilt_with`).
     breaking: set[Node] = set()
+    rebuilt_with: dict[Node, list[Node]] = {}
     for kind, key in changed - recreated:
         if kind == "column":
             old, new = t_objs[kind][key].column, s_objs[kind][key].column
@@ -199,6 +202,8 @@ def plan_migration(source: Schema, target: Schema, *, allow_data_loss: bool = Fa
                 breaking.add((kind, key))
         if kind in _RECAST_TYPES and renames_and_recasts(kind, t_objs[kind][key], s_objs[kind][key], ctx):
             breaking.add((kind, key))
+            rebuilt_with[(kind, key)] = dependent_type_nodes(key, ctx)
+            breaking.update(rebuilt_with[(kind, key)])
             for type_key in (key, *types_over(key, ctx)):
                 for t, c in ctx.columns_of_type(target, type_key):
                     breaking.add(("column", f"{t.key}.{quote_ident(c.name)}"))
@@ -325,6 +330,13 @@ def plan_migration(source: Schema, target: Schema, *, allow_data_loss: bool = Fa
     for step in steps:
         if step.id.startswith("create sequence "):  # it may take the name an identity sequence frees
             step.after.update(identity_releases)
+    # A rebuilt chain's types are built by their root type's step: what uses them goes before it and comes after it.
+    by_id = {step.id: step for step in steps}
+    for root, chain in rebuilt_with.items():
+        for step_id in building.get(root, ()):
+            for node in chain:
+                building[node].append(step_id)
+                by_id[step_id].after.update(drop_step[d] for d in t_graph.dependants.get(node, ()) if d in drop_step)
     column_table = {key: ref.table.key for k in (t_objs, s_objs) for key, ref in k["column"].items()}
     _link(steps, s_graph, t_graph, drop_step, removing, building, gone, column_table, ctx)
     statements = [s for step in order_steps(steps) for s in step.statements]

@@ -25,6 +25,7 @@ class HazardKind(StrEnum):
     VALIDATION_SCAN = "validation_scan"
     AUTHZ_CHANGE = "authz_change"
     UNTRACKABLE_DEPENDENCY = "untrackable_dependency"
+    WRITES_ROWS = "writes_rows"
     NOT_TRANSACTIONAL = "not_transactional"  # used by the migration linter; plans mark this with `transactional`
 
 
@@ -38,6 +39,7 @@ _DEFAULT_MESSAGES: dict[HazardKind, str] = {
     HazardKind.VALIDATION_SCAN: "scans the whole table to validate existing rows",
     HazardKind.AUTHZ_CHANGE: "changes who may read or write data (grants or row-level security)",
     HazardKind.UNTRACKABLE_DEPENDENCY: "depends on objects PostgreSQL does not track (function bodies are not parsed)",
+    HazardKind.WRITES_ROWS: "updates existing rows of the table (its UPDATE triggers fire)",
     HazardKind.NOT_TRANSACTIONAL: "cannot run inside a transaction: a failure leaves earlier statements applied",
 }
 

@@ -49,3 +49,26 @@ def is_volatile(expression: str, schema: Schema) -> bool:
         return True
     user_volatile = {f.name.lower() for f in schema.functions if f.volatility == "VOLATILE"}
     return bool(names & (BUILTIN_VOLATILE | user_volatile))
+
+
+def is_constant(expression: str, schema: Schema) -> bool:
+    """True when the expression is a constant: literals, casts, arrays and arithmetic over them, or calls of the
+    schema's IMMUTABLE functions only (then it has one value whenever it is computed). Anything else, including
+    stable calls such as now() or current_user and unparsable text, is not."""
+    import sqlglot  # on first use, as above
+    from sqlglot import exp
+
+    try:
+        tree = sqlglot.parse_one(expression, read="postgres")
+    except sqlglot.errors.SqlglotError:
+        return False
+    immutable = {f.name.lower() for f in schema.functions if f.volatility == "IMMUTABLE"}
+    for node in tree.walk():
+        if isinstance(node, (exp.Column, exp.Query, exp.Subquery, exp.Placeholder, exp.Parameter)):
+            return False
+        if isinstance(node, exp.Anonymous):
+            if str(node.this).lower() not in immutable:
+                return False
+        elif isinstance(node, exp.Func) and not isinstance(node, (exp.Cast, exp.TryCast, exp.Array)):
+            return False
+    return True

@@ -26,9 +26,8 @@ from pgshift.tools.undo.store import (
     KEPT_DATA,
     SNAPSHOTS,
     SnapshotOptions,
-    kept_exists,
     read_kept,
-    tables_exist,
+    stored_state,
 )
 
 
@@ -135,11 +134,12 @@ async def enforce(
 ) -> Enforced:
     """Discard expired kept data and snapshots past the newest `keep_snapshots` (inside the caller's transaction, on a
     write only)."""
-    if not await tables_exist(conn):
+    snapshots, kept_data = await stored_state(conn)
+    if not snapshots:
         return Enforced()
     expired_kept, freed = 0, 0
     with_kept: list[int] = []
-    if await kept_exists(conn):
+    if kept_data:
         names = {r[0] for r in await conn.fetch(EXPIRED, max(0, int(kept_retention_days)))}
         if names:
             expired = [k for k in await read_kept(conn, verified=False) if k.kept_table in names]

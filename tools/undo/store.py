@@ -2,8 +2,10 @@
 
 - `pgshift.snapshots`: the schema's fingerprint (`tools.migrations.runner.target_fingerprint`, the one approvals are
   bound to), a loadable DDL form of it (`pg_dump --schema-only --no-owner`, `tools.judge.dump_schema`), its SHA-256,
-  the server version, a label, the migration it precedes, the environment it was taken of, and a keyed MAC over all
-  of these (`tools.integrity`: the key is in pgshift's state directory, never in the database);
+  the server version, a label, the migration it precedes, the environment it was taken of, the catalog stamp read
+  with it (`tools.watch.fingerprint`: while it is unchanged, the next snapshot reuses this one without reading the
+  schema), and a keyed MAC over all of these (`tools.integrity`: the key is in pgshift's state directory, never in
+  the database);
 - `pgshift.snapshot_chunks`: the DDL itself, split at pg_dump's entry headers into runs of one schema each,
   zlib-compressed and stored once per content (keyed by SHA-256). A snapshot lists its chunks in order; an unchanged
   part (Supabase's `auth` and `storage`) is shared by every snapshot instead of copied on each apply;
@@ -38,6 +40,7 @@ from pgshift.tools.introspect.filters import LEDGER_SCHEMA
 from pgshift.tools.judge import dump_schema
 from pgshift.tools.sql import qualified, quote_ident
 from pgshift.tools.state_schema import check_state_schema, seal
+from pgshift.tools.watch.fingerprint import catalog_fingerprint
 
 SNAPSHOTS = qualified(LEDGER_SCHEMA, "snapshots")
 CHUNKS = qualified(LEDGER_SCHEMA, "snapshot_chunks")
@@ -63,7 +66,8 @@ CREATE TABLE IF NOT EXISTS {SNAPSHOTS} (
     environment text,
     chunks bytea[],
     ddl_bytes bigint,
-    mac text
+    mac text,
+    catalog_stamp text
 );
 CREATE TABLE IF NOT EXISTS {CHUNKS} (
     sha256 bytea PRIMARY KEY,
@@ -72,13 +76,14 @@ CREATE TABLE IF NOT EXISTS {CHUNKS} (
 );
 ALTER TABLE {CHUNKS} ALTER COLUMN data SET STORAGE EXTERNAL;
 """
-# Snapshot tables of older versions: the DDL inline (now chunked, so nullable) and no MAC.
+# Snapshot tables of older versions: the DDL inline (now chunked, so nullable), no MAC, no catalog stamp.
 UPGRADE_SNAPSHOTS = f"""
 ALTER TABLE {SNAPSHOTS} ALTER COLUMN ddl DROP NOT NULL,
     ADD COLUMN IF NOT EXISTS environment text,
     ADD COLUMN IF NOT EXISTS chunks bytea[],
     ADD COLUMN IF NOT EXISTS ddl_bytes bigint,
-    ADD COLUMN IF NOT EXISTS mac text;
+    ADD COLUMN IF NOT EXISTS mac text,
+    ADD COLUMN IF NOT EXISTS catalog_stamp text;
 """
 CREATE_KEPT_DATA = f"""
 CREATE TABLE IF NOT EXISTS {KEPT_DATA} (
@@ -113,8 +118,8 @@ END $$;
 STATE = f"""
 SELECT to_regclass($1) IS NOT NULL AS snapshots, to_regclass($2) IS NOT NULL AS chunks,
        to_regclass($3) IS NOT NULL AS kept_data,
-       EXISTS (SELECT FROM pg_catalog.pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'mac'
-               AND NOT attisdropped) AS snapshots_current,
+       (SELECT count(*) = 2 FROM pg_catalog.pg_attribute WHERE attrelid = to_regclass($1)
+               AND attname IN ('mac', 'catalog_stamp') AND NOT attisdropped) AS snapshots_current,
        EXISTS (SELECT FROM pg_catalog.pg_attribute WHERE attrelid = to_regclass($3) AND attname = 'mac'
                AND NOT attisdropped) AS kept_current,
        EXISTS (SELECT FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -213,6 +218,15 @@ SNAPSHOT_SIGNED = (
     "taken_by",
     "taken_at",
 )
+# Signed only when set: snapshots of older versions have none and verify as they were signed; setting or clearing
+# one on a signed row fails its MAC.
+SNAPSHOT_SIGNED_IF_SET = ("catalog_stamp",)
+
+
+def _signed(fields: dict[str, object]) -> dict[str, object]:
+    signed = {k: fields.get(k) for k in SNAPSHOT_SIGNED}
+    signed.update({k: fields[k] for k in SNAPSHOT_SIGNED_IF_SET if fields.get(k) is not None})
+    return signed
 
 
 @dataclass(frozen=True)
@@ -273,6 +287,13 @@ async def ensure_kept_data(conn: asyncpg.Connection) -> None:
     if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", KEPT_DATA):
         await conn.execute(CREATE_KEPT_DATA)
         await seal(conn)
+
+
+async def stored_state(conn: asyncpg.Connection) -> tuple[bool, bool]:
+    """Whether snapshots were ever taken here, and whether anything was ever kept (one read; NotAllowed when the
+    `pgshift` schema is not pgshift's alone)."""
+    state = await _state(conn)
+    return bool(state["snapshots"]), bool(state["kept_data"])
 
 
 async def tables_exist(conn: asyncpg.Connection) -> bool:
@@ -399,8 +420,8 @@ async def _assemble(conn: asyncpg.Connection, snapshot_id: int, digests: Sequenc
 
 @dataclass(frozen=True)
 class Taken:
-    """What a snapshot will be: its fingerprint and DDL (None: reuse the DDL of snapshot `reuse`), and how the
-    environment's retention bounds what stays stored."""
+    """What a snapshot will be: its fingerprint and DDL (None: reuse the DDL of snapshot `reuse`), the catalog stamp
+    read before the fingerprint, and how the environment's retention bounds what stays stored."""
 
     fingerprint: str
     ddl: str | None
@@ -409,32 +430,54 @@ class Taken:
     environment: str | None = None
     kept_retention_days: int = DEFAULT_KEPT_RETENTION_DAYS
     keep_snapshots: int = DEFAULT_KEEP_SNAPSHOTS
+    catalog_stamp: str | None = None
+
+
+async def _reusable(conn: asyncpg.Connection, last: asyncpg.Record) -> bool:
+    """Whether the last snapshot can lend its DDL to a new one: its MAC verifies (the DDL's digest and size are
+    signed) and every chunk it lists is stored with the signed total size. Its chunks are not inflated here: each
+    read of either snapshot (`read_snapshot`) checks the joined DDL against the signed digest, and refuses it."""
+    if last["chunks"] is None or _snapshot_integrity(last, integrity.load_key()) != "ok":
+        return False
+    found = await conn.fetchrow(
+        f"""SELECT count(c.sha256) AS found, cardinality($1::bytea[]) AS listed, coalesce(sum(c.bytes), 0) AS size
+            FROM unnest($1::bytea[]) AS d(sha256) LEFT JOIN {CHUNKS} c ON c.sha256 = d.sha256""",
+        list(last["chunks"]),
+    )
+    assert found is not None
+    return int(found["found"]) == int(found["listed"]) and int(found["size"]) == int(last["ddl_bytes"] or -1)
 
 
 async def prepare_snapshot(conn: asyncpg.Connection, options: SnapshotOptions, lock_timeout_ms: int) -> Taken:
-    """Read the target's fingerprint and, unless the last snapshot has the same one and verifies, dump its DDL
-    (outside any transaction on `conn`). Nothing is written."""
+    """Read the target's state and, unless the last snapshot has the same schema and verifies, dump its DDL (outside
+    any transaction on `conn`). Nothing is written.
+
+    The same schema is proven cheaply first: the catalog stamp (`tools.watch.fingerprint.catalog_fingerprint`, one
+    query over the catalogs' row versions) equal to the one signed with the last snapshot means no DDL ran since, so
+    its fingerprint and DDL are reused without reading the schema. Else the fingerprint is read (the whole
+    introspection); equal to the last snapshot's, its DDL is reused; else pg_dump runs. The stamp is read before the
+    fingerprint, so a change between the two reads only makes the next stamp differ (a full read, never a reuse)."""
     from pgshift.tools.migrations.runner import target_fingerprint  # the runner calls into this module
 
-    fingerprint = await target_fingerprint(conn)
+    stamp = await catalog_fingerprint(conn)
     version = str(await conn.fetchval("SHOW server_version"))
     policy = (options.environment, options.kept_retention_days, options.keep_snapshots)
-    if await tables_exist(conn):
-        last = await conn.fetchrow(f"SELECT id, fingerprint FROM {SNAPSHOTS} ORDER BY id DESC LIMIT 1")
-        if last is not None and last["fingerprint"] == fingerprint:
-            try:
-                await read_snapshot(conn, int(last["id"]))
-            except DatabaseError:
-                pass  # never re-sign what does not verify: dump afresh
-            else:
-                return Taken(fingerprint, None, int(last["id"]), version, *policy)
+    columns = await _snapshot_columns(conn)
+    last = None
+    if columns is not None:
+        last = await conn.fetchrow(f"SELECT {columns}, chunks FROM {SNAPSHOTS} ORDER BY id DESC LIMIT 1")
+    if last is not None and last["catalog_stamp"] == stamp and await _reusable(conn, last):
+        return Taken(str(last["fingerprint"]), None, int(last["id"]), version, *policy, catalog_stamp=stamp)
+    fingerprint = await target_fingerprint(conn)
+    if last is not None and last["fingerprint"] == fingerprint and await _reusable(conn, last):
+        return Taken(fingerprint, None, int(last["id"]), version, *policy, catalog_stamp=stamp)
     await _tables_free(conn, lock_timeout_ms)
     ddl = await dump_schema(options.dump_url, options.bin_dir, no_owner=True, secrets=options.secrets)
-    return Taken(fingerprint, ddl, None, version, *policy)
+    return Taken(fingerprint, ddl, None, version, *policy, catalog_stamp=stamp)
 
 
 def _snapshot_mac(fields: dict[str, object], key: bytes) -> str:
-    return integrity.mac("snapshot", {k: fields.get(k) for k in SNAPSHOT_SIGNED}, key)
+    return integrity.mac("snapshot", _signed(fields), key)
 
 
 async def save_snapshot(
@@ -462,8 +505,8 @@ async def save_snapshot(
         sha, size, fingerprint = ddl_digest(taken.ddl), len(taken.ddl.encode()), taken.fingerprint
     row = await conn.fetchrow(
         f"""INSERT INTO {SNAPSHOTS} (label, fingerprint, chunks, ddl_sha256, ddl_bytes, server_version,
-                                     precedes_version, precedes_name, environment)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id, taken_by, taken_at""",
+                                     precedes_version, precedes_name, environment, catalog_stamp)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id, taken_by, taken_at""",
         label,
         fingerprint,
         digests,
@@ -473,6 +516,7 @@ async def save_snapshot(
         precedes_version,
         precedes_name,
         taken.environment,
+        taken.catalog_stamp,
     )
     assert row is not None
     fields: dict[str, object] = {
@@ -487,6 +531,7 @@ async def save_snapshot(
         "precedes_name": precedes_name,
         "taken_by": row["taken_by"],
         "taken_at": row["taken_at"],
+        "catalog_stamp": taken.catalog_stamp,
     }
     await conn.execute(f"UPDATE {SNAPSHOTS} SET mac = $2 WHERE id = $1", row["id"], _snapshot_mac(fields, key))
     return int(row["id"])
@@ -496,10 +541,20 @@ SNAPSHOT_COLUMNS = """id, label, fingerprint, server_version, precedes_version, 
 coalesce(ddl_bytes, octet_length(ddl)) AS ddl_bytes, environment, ddl_sha256, mac"""
 
 
+async def _snapshot_columns(conn: asyncpg.Connection) -> str | None:
+    """What to select of `pgshift.snapshots` (None: no snapshots yet); a table of an older version, not upgraded
+    until pgshift's next write, reads as having no catalog stamps."""
+    state = await _state(conn)
+    if not state["snapshots"]:
+        return None
+    stamp = "catalog_stamp" if state["snapshots_current"] else "NULL::text AS catalog_stamp"
+    return f"{SNAPSHOT_COLUMNS}, {stamp}"
+
+
 def _snapshot_integrity(row: asyncpg.Record, key: bytes) -> Integrity:
     if not row["mac"]:
         return "unsigned"
-    fields = {k: row[k] for k in SNAPSHOT_SIGNED}
+    fields = _signed({k: row[k] for k in (*SNAPSHOT_SIGNED, *SNAPSHOT_SIGNED_IF_SET)})
     return "ok" if integrity.check("snapshot", fields, row["mac"], key) else "failed"
 
 
@@ -510,18 +565,20 @@ def _snapshot_row(row: asyncpg.Record, key: bytes) -> SnapshotRow:
 
 async def list_rows(conn: asyncpg.Connection) -> list[SnapshotRow]:
     """Every snapshot, oldest first, each flagged with whether its MAC verifies (nothing is refused here)."""
-    if not await tables_exist(conn):
+    columns = await _snapshot_columns(conn)
+    if columns is None:
         return []
     key = integrity.load_key()
-    return [_snapshot_row(r, key) for r in await conn.fetch(f"SELECT {SNAPSHOT_COLUMNS} FROM {SNAPSHOTS} ORDER BY id")]
+    return [_snapshot_row(r, key) for r in await conn.fetch(f"SELECT {columns} FROM {SNAPSHOTS} ORDER BY id")]
 
 
 async def read_snapshot(conn: asyncpg.Connection, snapshot_id: int) -> tuple[SnapshotRow, str]:
     """A snapshot and its DDL, for loading. ConfigError when it is missing; DatabaseError when its MAC does not verify
     (or it has none), or its DDL no longer matches what was signed: it is never returned then."""
-    if not await tables_exist(conn):
+    columns = await _snapshot_columns(conn)
+    if columns is None:
         raise ConfigError(f"snapshot {snapshot_id} does not exist: this database has no snapshots yet")
-    row = await conn.fetchrow(f"SELECT {SNAPSHOT_COLUMNS}, chunks FROM {SNAPSHOTS} WHERE id = $1", int(snapshot_id))
+    row = await conn.fetchrow(f"SELECT {columns}, chunks FROM {SNAPSHOTS} WHERE id = $1", int(snapshot_id))
     if row is None:
         raise ConfigError(f"snapshot {snapshot_id} does not exist (list_snapshots shows what exists); nothing was done")
     checked = _snapshot_row(row, integrity.load_key())

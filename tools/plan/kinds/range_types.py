@@ -9,14 +9,7 @@ from collections.abc import Iterable
 from pgshift.tools.model import RangeType, ident
 from pgshift.tools.plan.context import Context, Node
 from pgshift.tools.plan.ddl import comment_on
-from pgshift.tools.plan.kinds.types import (
-    CompositeTypeGenerator,
-    DomainGenerator,
-    composites_over,
-    domains_over,
-    range_options_change,
-    recast_columns,
-)
+from pgshift.tools.plan.kinds.types import range_options_change, rebuild_types_over, recast_columns
 from pgshift.tools.plan.statement import Statement
 from pgshift.tools.sql import qualified, quote_ident
 
@@ -80,10 +73,7 @@ class RangeTypeGenerator:
         out += recast_columns(old.key, new.key, "text", ctx)
         if old.multirange and new.multirange:
             out += recast_columns(old.multirange, new.multirange, "text", ctx)
-        for domain in domains_over(old.key, ctx):
-            out += DomainGenerator().rebuild(domain, "text", ctx)
-        for composite in composites_over(old.key, ctx):
-            out += CompositeTypeGenerator().rebuild(composite, ctx)
+        out += rebuild_types_over(old.key, ctx)
         aside_key = qualified(old.schema, f"{old.name}{_ASIDE}")
         out.append(Statement(sql=f"DROP TYPE {aside_key}", object=f"range_type {new.key}"))
         return out

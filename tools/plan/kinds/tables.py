@@ -9,7 +9,7 @@ from pgshift.tools.model import Column, Table
 from pgshift.tools.plan.context import Context, base_type
 from pgshift.tools.plan.ddl import column_definition, comment_on, generated_clause, identity_clause, not_null_name
 from pgshift.tools.plan.statement import Hazard, HazardKind, RowCheck, Statement
-from pgshift.tools.plan.volatility import is_volatile
+from pgshift.tools.plan.volatility import is_constant, is_volatile
 from pgshift.tools.sql import quote_ident
 
 
@@ -318,26 +318,54 @@ class ColumnGenerator:
             backfill=backfill,
         )
 
+    @staticmethod
+    def backfill(ref: ColumnRef, ctx: Context) -> Statement | None:
+        """For a column of an existing table made NOT NULL whose source default is a constant: the UPDATE that gives
+        the target's NULL rows that default first, so that the plan applies instead of failing on them. A default
+        that is not a constant (volatile or stable: random(), now(), current_user) would invent a value per row or
+        per run: those NULLs stay a blocker counted on the target's rows, which offers the UPDATE for a person to
+        decide. None when nothing is backfilled."""
+        column, table = ref.column, ref.table.key
+        if column.default is None or column.generated or table in ctx.created_tables:
+            return None
+        if not is_constant(column.default, ctx.source):
+            return None
+        name = quote_ident(column.name)
+        writes = Hazard.of(
+            HazardKind.WRITES_ROWS,
+            f"rows of {table} where {name} IS NULL are set to its default {column.default} before it becomes NOT "
+            "NULL (the default is a constant; a volatile or stable default is never backfilled: a blocker counts "
+            "those rows instead)",
+        )
+        return Statement(
+            sql=f"UPDATE {table} SET {name} = {column.default} WHERE {name} IS NULL",
+            hazards=(writes,),
+            object=f"column {ref.key}",
+        )
+
     def _set_not_null(self, ref: ColumnRef, ctx: Context) -> list[Statement]:
         table, name = ref.table.key, quote_ident(ref.column.name)
         scan = Hazard.of(HazardKind.VALIDATION_SCAN, f"{ref.key} is checked for NULLs")
-        nulls = self.null_rows(ref) if table not in ctx.created_tables else None
+        backfill = self.backfill(ref, ctx)
+        filled = [backfill] if backfill is not None else []
+        nulls = self.null_rows(ref) if table not in ctx.created_tables and backfill is None else None
+        # PostgreSQL 18 names the constraint: the source's name, when it has one of its own.
+        set_not_null = f"ALTER TABLE {table} ALTER COLUMN {name} SET NOT NULL"
+        if ref.column.not_null_name and ctx.target_version >= 180000:
+            set_not_null = f"ALTER TABLE {table} ADD CONSTRAINT {quote_ident(ref.column.not_null_name)} NOT NULL {name}"
         if not ctx.online_table(table):
             lock = Hazard.of(HazardKind.ACCESS_EXCLUSIVE_LOCK, f"{table} is locked during the scan")
-            if ref.column.not_null_name and ctx.target_version >= 180000:
-                constraint = quote_ident(ref.column.not_null_name)
-                sql = f"ALTER TABLE {table} ADD CONSTRAINT {constraint} NOT NULL {name}"
-                return [Statement(sql=sql, hazards=(scan, lock), check=nulls)]
-            sql = f"ALTER TABLE {table} ALTER COLUMN {name} SET NOT NULL"
-            return [Statement(sql=sql, hazards=(scan, lock), check=nulls)]
+            return [*filled, Statement(sql=set_not_null, hazards=(scan, lock), check=nulls)]
         check = quote_ident(f"{ref.table.name}_{ref.column.name}_not_null_chk"[:63])
         timeout = ctx.lock_timeout()
+        # Online, the backfill runs after the NOT VALID check (no new NULL can arrive) and before the validation.
         return [
             Statement(
                 sql=f"ALTER TABLE {table} ADD CONSTRAINT {check} CHECK ({name} IS NOT NULL) NOT VALID",
                 transactional=False,
                 lock_timeout_ms=timeout,
             ),
+            *filled,
             Statement(
                 sql=f"ALTER TABLE {table} VALIDATE CONSTRAINT {check}",
                 hazards=(scan,),
@@ -346,7 +374,7 @@ class ColumnGenerator:
                 check=nulls,
             ),
             Statement(
-                sql=f"ALTER TABLE {table} ALTER COLUMN {name} SET NOT NULL",
+                sql=set_not_null,
                 transactional=False,
                 lock_timeout_ms=timeout,
             ),

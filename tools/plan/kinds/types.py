@@ -76,10 +76,7 @@ class EnumGenerator:
             Statement(sql=f"CREATE TYPE {new.key} AS ENUM ({_values(new.values)})", object=f"enum {new.key}"),
         ]
         out += recast_columns(old.key, new.key, "text", ctx)
-        for domain in domains_over(old.key, ctx):
-            out += DomainGenerator().rebuild(domain, "text", ctx)
-        for composite in composites_over(old.key, ctx):
-            out += CompositeTypeGenerator().rebuild(composite, ctx)
+        out += rebuild_types_over(old.key, ctx)
         hazards = (
             (Hazard.of(HazardKind.DELETES_DATA, f"values {', '.join(removed)} of {new.key} are removed"),)
             if removed
@@ -117,22 +114,91 @@ def recast_columns(old_key: str, new_key: str, via: str, ctx: Context) -> list[S
     return out
 
 
-def domains_over(type_key: str, ctx: Context) -> list[Domain]:
-    """The source's domains over `type_key` that the target has over it too (rebuilt when the type is)."""
-    kept = {d.key for d in ctx.target.domains if base_type(d.base_type) == type_key}
-    return [d for d in ctx.source.domains if d.key in kept and base_type(d.base_type) == type_key]
+def _built_on(obj: Domain | CompositeType) -> set[str]:
+    """The types a domain or composite type is built on (element types of arrays)."""
+    if isinstance(obj, Domain):
+        return {base_type(obj.base_type)}
+    return {base_type(a.type) for a in obj.attributes}
 
 
-def composites_over(type_key: str, ctx: Context) -> list[CompositeType]:
-    """The source's composite types with an attribute of `type_key` in the target too (rebuilt when it is)."""
-    kept = {c.key for c in ctx.target.composite_types if any(base_type(a.type) == type_key for a in c.attributes)}
-    return [c for c in ctx.source.composite_types if c.key in kept]
+def _rebuilds_itself(old: Domain | CompositeType, new: Domain | CompositeType) -> bool:
+    """Whether a domain or composite type changes so that its own step rebuilds it (then no chain rebuilds it)."""
+    if isinstance(old, Domain) and isinstance(new, Domain):
+        return (old.base_type, old.collation) != (new.base_type, new.collation)
+    if isinstance(old, CompositeType) and isinstance(new, CompositeType):
+        return _attribute_types_change(old, new)
+    return True  # a domain became a composite type or back: not the same object
+
+
+def dependent_types(type_key: str, ctx: Context) -> list[Domain | CompositeType]:
+    """The source's domains and composite types that, in the target, are built on `type_key` directly or through
+    one another (at any depth, arrays included) and that the source keeps: they are rebuilt along with the type.
+    In creation order: each after the types of the chain it is built on."""
+    built: dict[str, Domain | CompositeType] = {d.key: d for d in ctx.target.domains}
+    built |= {c.key: c for c in ctx.target.composite_types}
+    kept: dict[str, Domain | CompositeType] = {d.key: d for d in ctx.source.domains}
+    kept |= {c.key: c for c in ctx.source.composite_types}
+    users: dict[str, list[str]] = {}
+    for key, obj in sorted(built.items()):
+        for used in _built_on(obj):
+            users.setdefault(used, []).append(key)
+    chain: set[str] = set()
+    work = [type_key]
+    while work:
+        for user in users.get(work.pop(), ()):
+            if (
+                user not in chain
+                and user != type_key
+                and user in kept
+                and not _rebuilds_itself(built[user], kept[user])
+            ):
+                chain.add(user)
+                work.append(user)
+    ordered: list[Domain | CompositeType] = []
+    placed: set[str] = set()
+
+    def place(key: str) -> None:
+        if key in placed:
+            return
+        placed.add(key)
+        for used in sorted(_built_on(built[key]) | _built_on(kept[key])):
+            if used in chain:
+                place(used)
+        ordered.append(kept[key])
+
+    for key in sorted(chain):
+        place(key)
+    return ordered
+
+
+def dependent_type_nodes(type_key: str, ctx: Context) -> list[tuple[str, str]]:
+    """The planner's nodes for `dependent_types`: rebuilt in the step that rebuilds `type_key`."""
+    return [("domain" if isinstance(t, Domain) else "composite_type", t.key) for t in dependent_types(type_key, ctx)]
+
+
+def rebuild_types_over(type_key: str, ctx: Context) -> list[Statement]:
+    """Rebuild the chain of domains and composite types over `type_key` (just recreated under its own name): set each
+    aside and create the source's in creation order, cast their columns through text, drop the old ones last to
+    first. Every old type is still in use until all the casts are done, so no drop comes earlier."""
+    chain = dependent_types(type_key, ctx)
+    ahead: list[Statement] = []
+    casts: list[Statement] = []
+    drops: list[Statement] = []
+    for obj in chain:
+        if isinstance(obj, Domain):
+            aside, create, drop = DomainGenerator().rebuild_parts(obj, ctx)
+        else:
+            aside, create, drop = CompositeTypeGenerator().rebuild_parts(obj, ctx)
+        ahead += [aside, *create]
+        casts += recast_columns(obj.key, obj.key, "text", ctx)
+        drops.insert(0, drop)
+    return ahead + casts + drops
 
 
 def types_over(type_key: str, ctx: Context) -> list[str]:
     """Keys of the domains and composite types rebuilt along with `type_key` (and of a range type's multirange)."""
     multiranges = [r.multirange for r in ctx.target.range_types if r.key == type_key and r.multirange]
-    return [d.key for d in domains_over(type_key, ctx)] + [c.key for c in composites_over(type_key, ctx)] + multiranges
+    return [t.key for t in dependent_types(type_key, ctx)] + multiranges
 
 
 def range_options_change(old: RangeType, new: RangeType) -> bool:
@@ -152,7 +218,9 @@ def renames_and_recasts(kind: str, old: object, new: object, ctx: Context) -> bo
     if isinstance(old, RangeType) and isinstance(new, RangeType):
         return range_options_change(old, new)
     if isinstance(old, CompositeType) and isinstance(new, CompositeType):
-        return _attribute_types_change(old, new) and bool(ctx.columns_of_type(ctx.target, old.key))
+        return _attribute_types_change(old, new) and any(
+            ctx.columns_of_type(ctx.target, key) for key in (old.key, *(t.key for t in dependent_types(old.key, ctx)))
+        )
     if isinstance(old, Enum) and isinstance(new, Enum):
         return old.values != new.values and not _is_ordered_subset(old.values, new.values)
     if isinstance(old, Domain) and isinstance(new, Domain):
@@ -225,13 +293,17 @@ class DomainGenerator:
         return self.rebuild(new, new.base_type, ctx)
 
     def rebuild(self, new: Domain, via: str, ctx: Context) -> list[Statement]:
-        """Rename the target's domain aside, create the source's, cast its columns through `via`, drop the old."""
+        """Rename the target's domain aside, create the source's, cast its columns through `via` (and rebuild the
+        domains and composite types over it), drop the old."""
+        aside, create, drop = self.rebuild_parts(new, ctx)
+        return [aside, *create, *recast_columns(new.key, new.key, via, ctx), *rebuild_types_over(new.key, ctx), drop]
+
+    def rebuild_parts(self, new: Domain, ctx: Context) -> tuple[Statement, list[Statement], Statement]:
+        """Renaming the target's domain aside, creating the source's, dropping the old one."""
         old_name = f"{new.name}__pgshift_old"
-        out = [Statement(sql=f"ALTER DOMAIN {new.key} RENAME TO {quote_ident(old_name)}", object=f"domain {new.key}")]
-        out += self.create(new, ctx)
-        out += recast_columns(new.key, new.key, via, ctx)
-        out.append(Statement(sql=f"DROP DOMAIN {qualified(new.schema, old_name)}", object=f"domain {new.key}"))
-        return out
+        obj = f"domain {new.key}"
+        aside = Statement(sql=f"ALTER DOMAIN {new.key} RENAME TO {quote_ident(old_name)}", object=obj)
+        return aside, self.create(new, ctx), Statement(sql=f"DROP DOMAIN {qualified(new.schema, old_name)}", object=obj)
 
 
 class CompositeTypeGenerator:
@@ -251,15 +323,17 @@ class CompositeTypeGenerator:
         return [Statement(sql=f"DROP TYPE {old.key}", object=f"composite_type {old.key}")]
 
     def rebuild(self, new: CompositeType, ctx: Context) -> list[Statement]:
-        """Rename the target's type aside, create the source's, cast its columns through text, drop the old."""
+        """Rename the target's type aside, create the source's, cast its columns through text (and rebuild the
+        domains and composite types over it), drop the old."""
+        aside, create, drop = self.rebuild_parts(new, ctx)
+        return [aside, *create, *recast_columns(new.key, new.key, "text", ctx), *rebuild_types_over(new.key, ctx), drop]
+
+    def rebuild_parts(self, new: CompositeType, ctx: Context) -> tuple[Statement, list[Statement], Statement]:
+        """Renaming the target's type aside, creating the source's, dropping the old one."""
         old_name = f"{new.name}__pgshift_old"
-        out = [
-            Statement(sql=f"ALTER TYPE {new.key} RENAME TO {quote_ident(old_name)}", object=f"composite_type {new.key}")
-        ]
-        out += self.create(new, ctx)
-        out += recast_columns(new.key, new.key, "text", ctx)
-        out.append(Statement(sql=f"DROP TYPE {qualified(new.schema, old_name)}", object=f"composite_type {new.key}"))
-        return out
+        obj = f"composite_type {new.key}"
+        aside = Statement(sql=f"ALTER TYPE {new.key} RENAME TO {quote_ident(old_name)}", object=obj)
+        return aside, self.create(new, ctx), Statement(sql=f"DROP TYPE {qualified(new.schema, old_name)}", object=obj)
 
     def alter(self, old: CompositeType, new: CompositeType, ctx: Context) -> list[Statement] | None:
         key = new.key
