@@ -465,7 +465,7 @@ async def prepare_snapshot(conn: asyncpg.Connection, options: SnapshotOptions, l
     columns = await _snapshot_columns(conn)
     last = None
     if columns is not None:
-        last = await conn.fetchrow(f"SELECT {columns}, chunks FROM {SNAPSHOTS} ORDER BY id DESC LIMIT 1")
+        last = await conn.fetchrow(f"SELECT {columns} FROM {SNAPSHOTS} ORDER BY id DESC LIMIT 1")
     if last is not None and last["catalog_stamp"] == stamp and await _reusable(conn, last):
         return Taken(str(last["fingerprint"]), None, int(last["id"]), version, *policy, catalog_stamp=stamp)
     fingerprint = await target_fingerprint(conn)
@@ -547,8 +547,25 @@ async def _snapshot_columns(conn: asyncpg.Connection) -> str | None:
     state = await _state(conn)
     if not state["snapshots"]:
         return None
-    stamp = "catalog_stamp" if state["snapshots_current"] else "NULL::text AS catalog_stamp"
-    return f"{SNAPSHOT_COLUMNS}, {stamp}"
+    if state["snapshots_current"]:
+        return f"{SNAPSHOT_COLUMNS}, catalog_stamp, chunks"
+    present = {
+        r[0]
+        for r in await conn.fetch(
+            "SELECT attname::text FROM pg_catalog.pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0"
+            " AND NOT attisdropped",
+            SNAPSHOTS,
+        )
+    }
+    size = "coalesce(ddl_bytes, octet_length(ddl))" if "ddl_bytes" in present else "octet_length(ddl)"
+    older = ", ".join(
+        f"{name}" if name in present else f"NULL::{kind} AS {name}"
+        for name, kind in (("environment", "text"), ("mac", "text"), ("catalog_stamp", "text"), ("chunks", "bytea[]"))
+    )
+    return (
+        "id, label, fingerprint, server_version, precedes_version, precedes_name, taken_by, taken_at, "
+        f"{size} AS ddl_bytes, ddl_sha256, {older}"
+    )
 
 
 def _snapshot_integrity(row: asyncpg.Record, key: bytes) -> Integrity:
@@ -578,7 +595,7 @@ async def read_snapshot(conn: asyncpg.Connection, snapshot_id: int) -> tuple[Sna
     columns = await _snapshot_columns(conn)
     if columns is None:
         raise ConfigError(f"snapshot {snapshot_id} does not exist: this database has no snapshots yet")
-    row = await conn.fetchrow(f"SELECT {columns}, chunks FROM {SNAPSHOTS} WHERE id = $1", int(snapshot_id))
+    row = await conn.fetchrow(f"SELECT {columns} FROM {SNAPSHOTS} WHERE id = $1", int(snapshot_id))
     if row is None:
         raise ConfigError(f"snapshot {snapshot_id} does not exist (list_snapshots shows what exists); nothing was done")
     checked = _snapshot_row(row, integrity.load_key())
