@@ -25,7 +25,8 @@ EXTRA_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> None:
-    """A plain `pytest` runs in parallel, one test file per worker (`-n auto --dist loadfile`).
+    """A plain `pytest` runs in parallel on every core (`-n auto --dist worksteal`: an idle worker takes queued tests
+    from a busy one; measured 5:42 against 6:18 for `--dist loadfile` on 2 quiet cores).
 
     Only when pytest-xdist is active and no `-n`/`--tx` was given (and not under `--pdb`): so `pytest -p no:xdist`,
     `pytest -n 0` and `pytest -n 2` all mean what they say. Runs before xdist's own hook, which starts the workers.
@@ -36,7 +37,7 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
     if option.numprocesses is None and not option.tx and not option.usepdb:
         option.numprocesses = "auto"
     if option.numprocesses and option.dist == "no":
-        option.dist = "loadfile"
+        option.dist = "worksteal"
 
 
 FAST_FILES = frozenset(
