@@ -26,10 +26,8 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import asyncpg
@@ -37,23 +35,13 @@ import asyncpg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_drift import run_cli  # noqa: E402  (one whole `pgshift` process, timed)
+
 from pgshift.tools.localpg import LocalPostgres  # noqa: E402
 
-PGSHIFT = str(Path(sys.executable).parent / "pgshift")
 UMAMI = ROOT / "tests" / "corpus" / "prisma" / "umami" / "migrations"
 SHAPE = ROOT / "tools" / "sample" / "supabase_shape.sql"
 ROLES = ("anon", "authenticated", "service_role", "supabase_admin")
-
-
-def run_cli(args: list[str], cwd: Path, state: Path) -> tuple[float, str]:
-    env = {**os.environ, "PGSHIFT_STATE_DIR": str(state)}
-    env.pop("PGSHIFT_CONFIG", None)
-    started = time.perf_counter()
-    done = subprocess.run([PGSHIFT, *args], cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    elapsed = time.perf_counter() - started
-    if done.returncode not in (0, 2):
-        raise SystemExit(f"pgshift {' '.join(args)} failed ({done.returncode}): {done.stderr[-2000:]}")
-    return elapsed, done.stdout
 
 
 async def supabase_shaped(server: LocalPostgres, name: str) -> str:

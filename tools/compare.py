@@ -12,12 +12,12 @@ import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 
-from pgshift.tools.databases import Databases, Environment, connect
+from pgshift.tools.databases import Databases, Environment, snapshot_pair
 from pgshift.tools.diff import Change, SchemaDiff, check_kinds, diff_schemas
 from pgshift.tools.errors import ConfigError
 from pgshift.tools.introspect import gc_paused, introspect
@@ -311,17 +311,8 @@ async def compare_environments(
     wanted = _check_schemas(schemas)
 
     async def read(env: Environment) -> tuple[Schema, float]:
-        opened = await asyncio.gather(connect(env), connect(env), return_exceptions=True)
-        failed = [r for r in opened if isinstance(r, BaseException)]
-        if failed:
-            await asyncio.gather(*(c.close() for c in opened if isinstance(c, asyncpg.Connection)))
-            raise failed[0]
-        conn, helper = cast(list[asyncpg.Connection], opened)
-        try:
-            async with conn.transaction(isolation="repeatable_read", readonly=True):
-                return await _timed_read(conn, [helper], wanted, include_managed)
-        finally:
-            await asyncio.gather(conn.close(), helper.close())
+        async with snapshot_pair(env) as (conn, helper):
+            return await _timed_read(conn, [helper], wanted, include_managed)
 
     started = time.perf_counter()
     with gc_paused():  # one pause for the whole comparison; see `_finish`

@@ -237,6 +237,24 @@ async def connect(env: Environment) -> asyncpg.Connection:
         raise ConnectionFailed(describe_connect_error(env, exc, kwargs["timeout"])) from None
 
 
+@asynccontextmanager
+async def snapshot_pair(env: Environment) -> AsyncIterator[tuple[asyncpg.Connection, asyncpg.Connection]]:
+    """Two direct connections to `env` inside a read-only REPEATABLE READ transaction on the first: the second shares
+    its snapshot and takes half of a catalog read (compare and plan, from the CLI). Both are closed afterwards, and a
+    connection that fails closes the other."""
+    opened = await asyncio.gather(connect(env), connect(env), return_exceptions=True)
+    failed = [r for r in opened if isinstance(r, BaseException)]
+    if failed:
+        await asyncio.gather(*(c.close() for c in opened if isinstance(c, asyncpg.Connection)))
+        raise failed[0]
+    conn, helper = (c for c in opened if isinstance(c, asyncpg.Connection))
+    try:
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            yield conn, helper
+    finally:
+        await asyncio.gather(conn.close(), helper.close())
+
+
 async def _discard_all(conn: asyncpg.Connection) -> None:
     """Pool reset: the next caller gets a session as new (role, session authorization, settings, temporary
     objects, prepared statements, cursors, listeners, advisory locks). asyncpg's default reset keeps the role,

@@ -477,16 +477,22 @@ def _undo_note(capture: undo.Capture | None) -> str:
 
 
 async def _before_first(
-    conn: asyncpg.Connection, read: Awaitable[T], migration: Migration, timeouts: Timeouts, label: str
+    conn: asyncpg.Connection,
+    read: Awaitable[T],
+    migration: Migration,
+    timeouts: Timeouts,
+    label: str,
+    while_: str = "",
 ) -> T:
-    """`read`, which runs before the migration's first statement: a failure there runs nothing."""
+    """`read`, which runs before the migration's first statement: a failure there runs nothing (`while_` names what
+    it was doing, for the message)."""
     try:
         return await read
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
         reason, sqlstate = describe_failure(exc, timeouts)
         message = (
-            f"{label} failed before its first statement: {reason}. None of its statements ran: nothing of this "
-            "migration remains and the history tables are unchanged."
+            f"{label} failed before its first statement{while_}: {reason}. None of its statements ran: nothing of "
+            "this migration remains and the history tables are unchanged."
         )
         if isinstance(exc, _CONNECTION_LOST):
             raise ConnectionLost(message, sqlstate, migration) from None
@@ -502,17 +508,8 @@ async def _capture(
     label: str,
 ) -> undo.Capture:
     """The snapshot to roll back to, read before anything of the migration runs; a failure here runs nothing."""
-    try:
-        return await undo.prepare(conn, options, migration, statements, timeouts.lock_ms)
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-        reason, sqlstate = describe_failure(exc, timeouts)
-        message = (
-            f"{label} failed before its first statement, while taking the snapshot to roll back to: {reason}. "
-            "None of its statements ran: nothing of this migration remains and the history tables are unchanged."
-        )
-        if isinstance(exc, _CONNECTION_LOST):
-            raise ConnectionLost(message, sqlstate, migration) from None
-        raise DatabaseError(message, sqlstate) from None
+    taking = undo.prepare(conn, options, migration, statements, timeouts.lock_ms)
+    return await _before_first(conn, taking, migration, timeouts, label, ", while taking the snapshot to roll back to")
 
 
 EXISTING_TABLES = """

@@ -7,11 +7,10 @@ has already read (tools/compare.py).
 from __future__ import annotations
 
 import asyncio
-from typing import cast
 
 import asyncpg
 
-from pgshift.tools.databases import Environment, connect
+from pgshift.tools.databases import Environment, connect, snapshot_pair
 from pgshift.tools.introspect import gc_paused, introspect
 from pgshift.tools.model import Schema
 from pgshift.tools.plan.planner import plan_migration
@@ -40,19 +39,8 @@ async def plan_environments(
     target's rows that would make it fail counted as blockers (`tools.plan.rows`)."""
 
     async def read(env: Environment) -> Schema:
-        # Two connections per database, as `compare_environments`: the second shares the first's snapshot and
-        # takes half of the catalog queries.
-        opened = await asyncio.gather(connect(env), connect(env), return_exceptions=True)
-        failed = [r for r in opened if isinstance(r, BaseException)]
-        if failed:
-            await asyncio.gather(*(c.close() for c in opened if isinstance(c, asyncpg.Connection)))
-            raise failed[0]
-        conn, helper = cast(list[asyncpg.Connection], opened)
-        try:
-            async with conn.transaction(isolation="repeatable_read", readonly=True):
-                return await _read(conn, [helper], schemas, include_managed)
-        finally:
-            await asyncio.gather(conn.close(), helper.close())
+        async with snapshot_pair(env) as (conn, helper):  # two connections per database, as compare reads
+            return await _read(conn, [helper], schemas, include_managed)
 
     with gc_paused():  # as compare: the models and the plan are many small objects without cycles
         src, tgt = await asyncio.gather(read(source), read(target))
